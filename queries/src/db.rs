@@ -1,0 +1,262 @@
+//! The salsa database and its inputs.
+//!
+//! The engine reads the world only through these inputs: the set of visible
+//! paths ([`FileSet`]), file contents ([`File`], created on demand through a
+//! [`Loader`]), the change set and the options. Everything else is a tracked
+//! query, so an edit re-runs only what read the edited input.
+
+use std::sync::{Arc, Mutex};
+
+use dashmap::DashMap;
+use salsa::{Durability, Setter};
+
+/// What a file holds, as far as the engine is concerned.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum FileContent {
+    /// The bytes of the file (symlinks followed).
+    Bytes(Arc<[u8]>),
+    /// The path does not exist (or is not a regular file).
+    Missing,
+    /// The path exists but could not be read; the reason is kept for reports.
+    Unreadable(String),
+}
+
+impl FileContent {
+    pub fn bytes(&self) -> Option<&[u8]> {
+        match self {
+            FileContent::Bytes(b) => Some(b),
+            _ => None,
+        }
+    }
+}
+
+/// The git file mode the fingerprint uses (SPEC §8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum FileMode {
+    #[default]
+    Regular,
+    Executable,
+    Symlink,
+}
+
+impl FileMode {
+    pub fn git_mode(self) -> u32 {
+        match self {
+            FileMode::Regular => 0o100644,
+            FileMode::Executable => 0o100755,
+            FileMode::Symlink => 0o120000,
+        }
+    }
+}
+
+/// One file of the checkout. Deletion is a content change (`Missing`), since
+/// salsa inputs cannot be deleted.
+#[salsa::input(debug)]
+pub struct File {
+    #[returns(ref)]
+    pub path: String,
+    #[returns(ref)]
+    pub content: FileContent,
+    #[returns(copy)]
+    pub mode: FileMode,
+}
+
+impl File {
+    /// The content as UTF-8 text, or a message saying why it is not.
+    pub fn text(self, db: &dyn Db) -> Result<&str, String> {
+        match self.content(db) {
+            FileContent::Bytes(b) => std::str::from_utf8(b)
+                .map_err(|e| format!("is not valid UTF-8 (byte {})", e.valid_up_to())),
+            FileContent::Missing => Err("does not exist".to_string()),
+            FileContent::Unreadable(why) => Err(format!("cannot be read: {why}")),
+        }
+    }
+}
+
+/// The visible files of the checkout (SPEC §1), sorted, repo-relative.
+#[salsa::input(debug)]
+pub struct FileSet {
+    #[returns(ref)]
+    pub paths: Arc<Vec<String>>,
+}
+
+impl FileSet {
+    /// The visible paths below `dir` (a directory, no trailing `/`; `""` is the root).
+    pub fn under<'a>(self, db: &'a dyn Db, dir: &str) -> &'a [String] {
+        crate::paths::under(self.paths(db), dir)
+    }
+
+    pub fn contains(self, db: &dyn Db, path: &str) -> bool {
+        self.paths(db)
+            .binary_search_by(|p| p.as_str().cmp(path))
+            .is_ok()
+    }
+}
+
+/// The paths that changed between the base and the head (SPEC §5).
+#[salsa::input(debug)]
+pub struct ChangeSet {
+    #[returns(ref)]
+    pub paths: Arc<Vec<String>>,
+    /// Set when the change set could not be determined: nothing is trimmed.
+    #[returns(ref)]
+    pub unknown: Option<String>,
+}
+
+/// Options that shape the model.
+#[salsa::input(debug)]
+pub struct Options {
+    #[returns(ref)]
+    pub pipeline: String,
+    /// First-party Python roots (SPEC §4.2), `misc/python` by default.
+    #[returns(ref)]
+    pub python_roots: Vec<String>,
+    /// Follow imports inside function bodies too (`--lazy-imports`).
+    #[returns(copy)]
+    pub lazy_imports: bool,
+}
+
+/// The whole state of one checkout as salsa inputs.
+#[derive(Clone, Copy, Debug)]
+pub struct Workspace {
+    pub files: FileSet,
+    pub changes: ChangeSet,
+    pub options: Options,
+}
+
+/// Reads a file for the engine. Implemented by the edges (disk, tests).
+pub trait Loader: Send + Sync {
+    fn load(&self, path: &str) -> (FileContent, FileMode);
+}
+
+/// A loader over an in-memory map, for tests and generated repositories.
+#[derive(Default, Clone)]
+pub struct MemoryLoader {
+    pub files: Arc<DashMap<String, (Vec<u8>, FileMode)>>,
+}
+
+impl Loader for MemoryLoader {
+    fn load(&self, path: &str) -> (FileContent, FileMode) {
+        match self.files.get(path) {
+            Some(e) => (FileContent::Bytes(e.0.clone().into()), e.1),
+            None => (FileContent::Missing, FileMode::Regular),
+        }
+    }
+}
+
+#[salsa::db]
+pub trait Db: salsa::Database {
+    /// The input for `path`, created (and read through the loader) on first use.
+    fn file(&self, path: &str) -> File;
+}
+
+/// Which queries ran: salsa's `WillExecute` events, for tests that prove reuse.
+pub type ExecutionLog = Arc<Mutex<Vec<String>>>;
+
+#[salsa::db]
+#[derive(Clone)]
+pub struct Database {
+    storage: salsa::Storage<Self>,
+    files: Arc<DashMap<String, File>>,
+    loader: Arc<dyn Loader>,
+}
+
+impl Database {
+    pub fn new(loader: Arc<dyn Loader>) -> Self {
+        Database {
+            storage: salsa::Storage::new(None),
+            files: Arc::default(),
+            loader,
+        }
+    }
+
+    /// A database that records the name of every query it executes.
+    pub fn with_log(loader: Arc<dyn Loader>) -> (Self, ExecutionLog) {
+        let log: ExecutionLog = Arc::default();
+        let sink = log.clone();
+        let storage = salsa::Storage::new(Some(Box::new(move |event: salsa::Event| {
+            if let salsa::EventKind::WillExecute { database_key } = event.kind
+                && let Ok(mut l) = sink.lock()
+            {
+                l.push(format!("{database_key:?}"));
+            }
+        })));
+        (
+            Database {
+                storage,
+                files: Arc::default(),
+                loader,
+            },
+            log,
+        )
+    }
+
+    /// Re-reads `path` through the loader if a query ever read it. Returns
+    /// whether anything changed.
+    pub fn reload(&mut self, path: &str) -> bool {
+        let Some(file) = self.files.get(path).map(|f| *f) else {
+            return false;
+        };
+        let (content, mode) = self.loader.load(path);
+        let mut changed = false;
+        if *file.content(self) != content {
+            file.set_content(self).to(content);
+            changed = true;
+        }
+        if file.mode(self) != mode {
+            file.set_mode(self).to(mode);
+            changed = true;
+        }
+        changed
+    }
+
+    /// Paths a query has read so far (the ones a watcher must refresh).
+    pub fn loaded_paths(&self) -> Vec<String> {
+        self.files.iter().map(|e| e.key().clone()).collect()
+    }
+
+    pub fn loader(&self) -> &Arc<dyn Loader> {
+        &self.loader
+    }
+
+    /// Creates the inputs of a workspace.
+    pub fn workspace(
+        &mut self,
+        paths: Vec<String>,
+        changes: Vec<String>,
+        unknown: Option<String>,
+        pipeline: &str,
+        python_roots: Vec<String>,
+        lazy_imports: bool,
+    ) -> Workspace {
+        let files = FileSet::builder(Arc::new(paths))
+            .durability(Durability::MEDIUM)
+            .new(self);
+        let changes = ChangeSet::new(self, Arc::new(changes), unknown);
+        let options = Options::builder(pipeline.to_string(), python_roots, lazy_imports)
+            .durability(Durability::HIGH)
+            .new(self);
+        Workspace {
+            files,
+            changes,
+            options,
+        }
+    }
+}
+
+#[salsa::db]
+impl salsa::Database for Database {}
+
+#[salsa::db]
+impl Db for Database {
+    fn file(&self, path: &str) -> File {
+        if let Some(f) = self.files.get(path) {
+            return *f;
+        }
+        let (content, mode) = self.loader.load(path);
+        *self
+            .files
+            .entry(path.to_string())
+            .or_insert_with(|| File::new(self, path.to_string(), content, mode))
+    }
+}
