@@ -116,11 +116,14 @@ pub struct Options {
     pub lazy_imports: bool,
 }
 
-/// The whole state of one checkout as salsa inputs.
-#[derive(Clone, Copy, Debug)]
+/// The whole state of one checkout: the handle the top-level queries take.
+#[salsa::input(debug)]
 pub struct Workspace {
+    #[returns(copy)]
     pub files: FileSet,
+    #[returns(copy)]
     pub changes: ChangeSet,
+    #[returns(copy)]
     pub options: Options,
 }
 
@@ -236,11 +239,9 @@ impl Database {
         let options = Options::builder(pipeline.to_string(), python_roots, lazy_imports)
             .durability(Durability::HIGH)
             .new(self);
-        Workspace {
-            files,
-            changes,
-            options,
-        }
+        Workspace::builder(files, changes, options)
+            .durability(Durability::HIGH)
+            .new(self)
     }
 }
 

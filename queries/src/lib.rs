@@ -4,9 +4,17 @@
 //! watcher or the terminal. It reads the world only through the salsa inputs
 //! of [`db`]; the edges (the `pipetrim` crate) fill them.
 
+pub mod cargo;
 pub mod db;
 pub mod diag;
+pub mod images;
+pub mod inputs;
 pub mod paths;
+pub mod pathspec;
+pub mod pipeline;
+pub mod plan;
+pub mod python;
+mod yaml;
 
 pub use db::{
     ChangeSet, Database, Db, File, FileContent, FileMode, FileSet, Loader, Options, Workspace,

@@ -1,0 +1,369 @@
+//! The Cargo workspace (SPEC §2): members, excludes, path dependencies,
+//! bins and examples.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use crate::db::{Db, File, FileSet};
+use crate::diag::Diagnostic;
+use crate::paths;
+
+/// What one crate's `Cargo.toml` says.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Manifest {
+    pub name: String,
+    pub dependencies: BTreeSet<String>,
+    pub build_dependencies: BTreeSet<String>,
+    pub dev_dependencies: BTreeSet<String>,
+    pub bins: Vec<String>,
+    pub examples: Vec<String>,
+    pub autobins: bool,
+    pub autoexamples: bool,
+}
+
+/// A crate of the workspace, with auto-discovered targets.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct Crate {
+    pub name: String,
+    pub dir: String,
+    pub bins: Vec<String>,
+    pub examples: Vec<String>,
+    pub dependencies: BTreeSet<String>,
+    pub build_dependencies: BTreeSet<String>,
+    pub dev_dependencies: BTreeSet<String>,
+}
+
+/// The root manifest's workspace and its crates.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct CargoWorkspace {
+    /// Members by name (where bins and examples are looked up).
+    pub members: BTreeMap<String, Crate>,
+    /// Crates found through `exclude` entries ending in `*`.
+    pub excluded: BTreeMap<String, Crate>,
+    pub rust_version: Option<String>,
+}
+
+impl CargoWorkspace {
+    pub fn get(&self, name: &str) -> Option<&Crate> {
+        self.members.get(name).or_else(|| self.excluded.get(name))
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &Crate> {
+        self.members.values().chain(self.excluded.values())
+    }
+
+    /// The member crate that has bin `bin`; an error when none or several do.
+    pub fn crate_for_bin(&self, bin: &str) -> Result<&Crate, Diagnostic> {
+        self.crate_for(bin, "bin", |c| &c.bins)
+    }
+
+    pub fn crate_for_example(&self, example: &str) -> Result<&Crate, Diagnostic> {
+        self.crate_for(example, "example", |c| &c.examples)
+    }
+
+    fn crate_for(
+        &self,
+        target: &str,
+        kind: &str,
+        targets: impl Fn(&Crate) -> &Vec<String>,
+    ) -> Result<&Crate, Diagnostic> {
+        let found: Vec<&Crate> = self
+            .members
+            .values()
+            .filter(|c| targets(c).iter().any(|t| t == target))
+            .collect();
+        match found.as_slice() {
+            [one] => Ok(one),
+            [] => Err(Diagnostic::new(format!(
+                "{kind} {target} does not exist in cargo workspace"
+            ))
+            .hint(format!(
+                "check the `{kind}` of the cargo-build pre-image against the crates' targets"
+            ))),
+            many => Err(Diagnostic::new(format!(
+                "{kind} {target} appears more than once in cargo workspace (crates {})",
+                many.iter()
+                    .map(|c| format!("`{}`", c.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+            .hint(format!("rename one of the {kind}s"))),
+        }
+    }
+
+    /// The crate and, recursively, its path `dependencies` and
+    /// `build-dependencies`; with `dev`, also the root's dev-dependencies.
+    pub fn transitive_path_dependencies(
+        &self,
+        root: &Crate,
+        dev: bool,
+    ) -> Result<BTreeSet<String>, Diagnostic> {
+        let mut seen = BTreeSet::new();
+        let mut stack: Vec<(&str, &str)> = vec![(root.name.as_str(), "")];
+        if dev {
+            stack.extend(
+                root.dev_dependencies
+                    .iter()
+                    .map(|d| (d.as_str(), root.name.as_str())),
+            );
+        }
+        while let Some((name, from)) = stack.pop() {
+            if seen.contains(name) {
+                continue;
+            }
+            let Some(c) = self.get(name) else {
+                let file = self
+                    .get(from)
+                    .map(|c| manifest_path(&c.dir))
+                    .unwrap_or_else(|| "Cargo.toml".into());
+                return Err(Diagnostic::in_file(
+                    file,
+                    format!(
+                        "path dependency `{name}` of crate `{from}` is not a crate of the workspace"
+                    ),
+                )
+                .hint("add the crate to `[workspace] members` of the root Cargo.toml"));
+            };
+            seen.insert(name.to_string());
+            for d in c.dependencies.iter().chain(&c.build_dependencies) {
+                stack.push((d.as_str(), c.name.as_str()));
+            }
+        }
+        Ok(seen)
+    }
+}
+
+fn manifest_path(dir: &str) -> String {
+    if dir.is_empty() {
+        "Cargo.toml".into()
+    } else {
+        format!("{dir}/Cargo.toml")
+    }
+}
+
+fn toml_error(path: &str, text: &str, e: toml::de::Error) -> Diagnostic {
+    let line = e.span().map(|s| {
+        text[..s.start.min(text.len())]
+            .bytes()
+            .filter(|&b| b == b'\n')
+            .count()
+            + 1
+    });
+    Diagnostic::in_file(path, format!("malformed TOML: {}", e.message()))
+        .at_line(line)
+        .hint("fix the TOML syntax")
+}
+
+fn parse_toml(db: &dyn Db, file: File) -> Result<toml::Table, Diagnostic> {
+    let path = file.path(db);
+    let text = file.text(db).map_err(|e| Diagnostic::in_file(path, e))?;
+    text.parse::<toml::Table>()
+        .map_err(|e| toml_error(path, text, e))
+}
+
+/// Parses one crate manifest.
+#[salsa::tracked(returns(ref))]
+pub fn manifest(db: &dyn Db, file: File) -> Result<Manifest, Diagnostic> {
+    let path = file.path(db).clone();
+    let t = parse_toml(db, file)?;
+    let text = file.text(db).unwrap_or_default();
+    let err =
+        |msg: &str, needle: &str| Diagnostic::in_file(&path, msg.to_string()).near(text, needle);
+    let Some(package) = t.get("package").and_then(|p| p.as_table()) else {
+        return Err(Diagnostic::in_file(&path, "missing `[package]` table")
+            .hint("a workspace member's Cargo.toml needs `[package]` with a `name`"));
+    };
+    let Some(name) = package.get("name").and_then(|n| n.as_str()) else {
+        return Err(err(
+            "`package.name` is missing or not a string",
+            "[package]",
+        ));
+    };
+    let deps = |key: &str| -> Result<BTreeSet<String>, Diagnostic> {
+        let mut out = BTreeSet::new();
+        match t.get(key) {
+            None => {}
+            Some(toml::Value::Table(entries)) => {
+                for (entry, spec) in entries {
+                    if let Some(spec) = spec.as_table()
+                        && spec.contains_key("path")
+                    {
+                        let dep = match spec.get("package") {
+                            Some(toml::Value::String(p)) => p.clone(),
+                            _ => entry.clone(),
+                        };
+                        out.insert(dep);
+                    }
+                }
+            }
+            Some(_) => return Err(err(&format!("`[{key}]` must be a table"), key)),
+        }
+        Ok(out)
+    };
+    let targets = |key: &str| -> Result<Vec<String>, Diagnostic> {
+        match t.get(key) {
+            None => Ok(Vec::new()),
+            Some(toml::Value::Array(items)) => items
+                .iter()
+                .map(|i| {
+                    i.get("name")
+                        .and_then(|n| n.as_str())
+                        .map(str::to_string)
+                        .ok_or_else(|| {
+                            err(
+                                &format!("a `[[{key}]]` entry has no `name`"),
+                                &format!("[[{key}]]"),
+                            )
+                        })
+                })
+                .collect(),
+            Some(_) => Err(err(&format!("`{key}` must be an array of tables"), key)),
+        }
+    };
+    let flag = |key: &str| package.get(key).and_then(|v| v.as_bool()).unwrap_or(true);
+    Ok(Manifest {
+        name: name.to_string(),
+        dependencies: deps("dependencies")?,
+        build_dependencies: deps("build-dependencies")?,
+        dev_dependencies: deps("dev-dependencies")?,
+        bins: targets("bin")?,
+        examples: targets("example")?,
+        autobins: flag("autobins"),
+        autoexamples: flag("autoexamples"),
+    })
+}
+
+/// The root manifest's `[workspace]` keys we need.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct WorkspaceManifest {
+    pub members: Vec<String>,
+    pub exclude: Vec<String>,
+    pub rust_version: Option<String>,
+}
+
+#[salsa::tracked(returns(ref))]
+pub fn workspace_manifest(db: &dyn Db, file: File) -> Result<WorkspaceManifest, Diagnostic> {
+    let path = file.path(db).clone();
+    let t = parse_toml(db, file)?;
+    let Some(ws) = t.get("workspace").and_then(|w| w.as_table()) else {
+        return Err(Diagnostic::in_file(&path, "missing `[workspace]` table")
+            .hint("the root Cargo.toml must define the workspace"));
+    };
+    let list = |key: &str| -> Result<Vec<String>, Diagnostic> {
+        match ws.get(key) {
+            None => Ok(Vec::new()),
+            Some(toml::Value::Array(items)) => items
+                .iter()
+                .map(|i| {
+                    i.as_str().map(str::to_string).ok_or_else(|| {
+                        Diagnostic::in_file(&path, format!("`workspace.{key}` must hold strings"))
+                    })
+                })
+                .collect(),
+            Some(_) => Err(Diagnostic::in_file(
+                &path,
+                format!("`workspace.{key}` must be an array"),
+            )),
+        }
+    };
+    let rust_version = ws
+        .get("package")
+        .and_then(|p| p.get("rust-version"))
+        .map(|v| match v {
+            toml::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        });
+    Ok(WorkspaceManifest {
+        members: list("members")?,
+        exclude: list("exclude")?,
+        rust_version,
+    })
+}
+
+/// The whole workspace: members and `*`-expanded excludes with their targets.
+#[salsa::tracked(returns(ref))]
+pub fn cargo_workspace(db: &dyn Db, files: FileSet) -> Result<Arc<CargoWorkspace>, Diagnostic> {
+    let root = workspace_manifest(db, db.file("Cargo.toml")).clone()?;
+    let mut ws = CargoWorkspace {
+        rust_version: root.rust_version.clone(),
+        ..Default::default()
+    };
+    for member in &root.members {
+        let dir = paths::join("", member);
+        let c = load_crate(db, files, &dir)?;
+        ws.members.insert(c.name.clone(), c);
+    }
+    for entry in &root.exclude {
+        let Some(prefix) = entry.strip_suffix('*') else {
+            continue;
+        };
+        let base = paths::join("", prefix);
+        // Direct subdirectories of `base` that hold a Cargo.toml.
+        let mut dirs = BTreeSet::new();
+        for p in files.under(db, &base) {
+            let rest = &p[base.len() + usize::from(!base.is_empty())..];
+            if let Some(sub) = rest.strip_suffix("/Cargo.toml")
+                && !sub.contains('/')
+            {
+                dirs.insert(paths::join(&base, sub));
+            }
+        }
+        for dir in dirs {
+            let c = load_crate(db, files, &dir)?;
+            ws.excluded.insert(c.name.clone(), c);
+        }
+    }
+    Ok(Arc::new(ws))
+}
+
+fn load_crate(db: &dyn Db, files: FileSet, dir: &str) -> Result<Crate, Diagnostic> {
+    let path = manifest_path(dir);
+    let file = db.file(&path);
+    if matches!(file.content(db), crate::FileContent::Missing) {
+        return Err(
+            Diagnostic::in_file(&path, "workspace member has no Cargo.toml")
+                .hint("fix `[workspace] members` in the root Cargo.toml"),
+        );
+    }
+    let m = manifest(db, file).clone()?;
+    let mut bins = m.bins.clone();
+    let mut examples = m.examples.clone();
+    let under = files.under(db, dir);
+    let rel = |p: &'_ String| p[dir.len() + usize::from(!dir.is_empty())..].to_string();
+    if m.autobins {
+        if under.iter().any(|p| rel(p) == "src/main.rs") {
+            bins.push(m.name.clone());
+        }
+        discover(under.iter().map(rel), "src/bin/", &mut bins);
+    }
+    if m.autoexamples {
+        discover(under.iter().map(rel), "examples/", &mut examples);
+    }
+    Ok(Crate {
+        name: m.name.clone(),
+        dir: dir.to_string(),
+        bins,
+        examples,
+        dependencies: m.dependencies.clone(),
+        build_dependencies: m.build_dependencies.clone(),
+        dev_dependencies: m.dev_dependencies.clone(),
+    })
+}
+
+/// `<dir>*.rs` stems and `<dir>*/main.rs` directory names.
+fn discover(rels: impl Iterator<Item = String>, dir: &str, out: &mut Vec<String>) {
+    for r in rels {
+        let Some(rest) = r.strip_prefix(dir) else {
+            continue;
+        };
+        if let Some(stem) = rest.strip_suffix(".rs")
+            && !stem.contains('/')
+        {
+            out.push(stem.to_string());
+        } else if let Some(d) = rest.strip_suffix("/main.rs")
+            && !d.contains('/')
+        {
+            out.push(d.to_string());
+        }
+    }
+}

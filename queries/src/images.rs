@@ -1,0 +1,429 @@
+//! mzbuild images (SPEC §2): `mzbuild.yml` files, Dockerfile `MZFROM` lines,
+//! and the image graph.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use serde_yaml_ng::Value;
+
+use crate::db::{Db, File, FileSet};
+use crate::diag::{Diagnostic, line_of};
+use crate::paths;
+use crate::yaml;
+
+/// A pre-image action of an image.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum PreImage {
+    CargoBuild {
+        bins: Vec<String>,
+        examples: Vec<String>,
+    },
+    Copy {
+        source: String,
+        destination: String,
+        matching: String,
+    },
+}
+
+/// The parsed `mzbuild.yml` of one image.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MzbuildConfig {
+    pub name: String,
+    pub publish: bool,
+    pub mainline: bool,
+    pub description: Option<String>,
+    pub pre_images: Vec<PreImage>,
+}
+
+/// One image of the repository.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct Image {
+    pub name: String,
+    /// The context directory (where `mzbuild.yml` lives).
+    pub dir: String,
+    pub publish: bool,
+    pub mainline: bool,
+    /// Image names from `MZFROM` lines, in Dockerfile order (deduplicated).
+    pub depends_on: Vec<String>,
+    pub pre_images: Vec<PreImage>,
+}
+
+/// All images, by name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct ImageGraph {
+    pub images: BTreeMap<String, Image>,
+}
+
+impl ImageGraph {
+    pub fn get(&self, name: &str) -> Option<&Image> {
+        self.images.get(name)
+    }
+
+    /// `name` and every image it depends on, transitively, sorted.
+    pub fn closure(&self, name: &str) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        let mut stack = vec![name.to_string()];
+        while let Some(n) = stack.pop() {
+            if !out.insert(n.clone()) {
+                continue;
+            }
+            if let Some(img) = self.images.get(&n) {
+                stack.extend(img.depends_on.iter().cloned());
+            }
+        }
+        out
+    }
+}
+
+/// Parses one `mzbuild.yml`.
+#[salsa::tracked(returns(ref))]
+pub fn mzbuild_config(db: &dyn Db, file: File) -> Result<MzbuildConfig, Diagnostic> {
+    let path = file.path(db).clone();
+    let text = file.text(db).map_err(|e| Diagnostic::in_file(&path, e))?;
+    parse_mzbuild(&path, text)
+}
+
+fn parse_mzbuild(path: &str, text: &str) -> Result<MzbuildConfig, Diagnostic> {
+    let doc = yaml::parse(path, text)?;
+    let err = |msg: String, needle: &str| Diagnostic::in_file(path, msg).near(text, needle);
+    if !doc.is_mapping() {
+        return Err(Diagnostic::in_file(path, "mzbuild.yml must be a mapping")
+            .hint("start the file with `name: <image-name>`"));
+    }
+    let name = match yaml::get(&doc, "name") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(_) => return Err(err("`name` must be a non-empty string".into(), "name")),
+        None => {
+            return Err(Diagnostic::in_file(path, "missing `name`")
+                .hint("every mzbuild.yml needs `name: <image-name>`"));
+        }
+    };
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
+    {
+        return Err(err(
+            format!(
+                "mzbuild image name `{name}` contains invalid character {bad:?}; only alphanumerics and hyphens allowed"
+            ),
+            "name",
+        ));
+    }
+    let bool_key = |key: &str| -> Result<bool, Diagnostic> {
+        match yaml::get(&doc, key) {
+            None | Some(Value::Null) => Ok(true),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(_) => Err(err(format!("`{key}` must be true or false"), key)),
+        }
+    };
+    let publish = bool_key("publish")?;
+    let mainline = bool_key("mainline")?;
+    let description = yaml::get(&doc, "description").and_then(yaml::scalar_string);
+    let mut pre_images = Vec::new();
+    match yaml::get(&doc, "pre-image") {
+        None | Some(Value::Null) => {}
+        Some(Value::Sequence(items)) => {
+            for item in items {
+                pre_images.push(parse_pre_image(path, text, item)?);
+            }
+        }
+        Some(_) => return Err(err("`pre-image` must be a list".into(), "pre-image")),
+    }
+    Ok(MzbuildConfig {
+        name,
+        publish,
+        mainline,
+        description,
+        pre_images,
+    })
+}
+
+fn parse_pre_image(path: &str, text: &str, item: &Value) -> Result<PreImage, Diagnostic> {
+    let err = |msg: String, needle: &str| Diagnostic::in_file(path, msg).near(text, needle);
+    let typ = yaml::get(item, "type").and_then(Value::as_str);
+    match typ {
+        Some("cargo-build") => {
+            let list = |key: &str| -> Result<Vec<String>, Diagnostic> {
+                match yaml::get(item, key) {
+                    None => Ok(Vec::new()),
+                    Some(v) => yaml::string_or_list(v).ok_or_else(|| {
+                        err(
+                            format!("`{key}` must be a string or a list of strings"),
+                            key,
+                        )
+                    }),
+                }
+            };
+            let bins = list("bin")?;
+            let examples = list("example")?;
+            if bins.is_empty() && examples.is_empty() {
+                return Err(err(
+                    "cargo-build pre-image is missing a pre-build target".into(),
+                    "cargo-build",
+                )
+                .hint("name at least one `bin` or `example`"));
+            }
+            Ok(PreImage::CargoBuild { bins, examples })
+        }
+        Some("copy") => {
+            let req = |key: &str| -> Result<String, Diagnostic> {
+                match yaml::get(item, key).and_then(yaml::scalar_string) {
+                    Some(s) => Ok(s),
+                    None => Err(err(format!("copy pre-image is missing `{key}`"), "copy")
+                        .hint(format!("add `{key}: <path>` to the copy pre-image"))),
+                }
+            };
+            let source = req("source")?;
+            let destination = req("destination")?;
+            let matching = yaml::get(item, "matching")
+                .and_then(yaml::scalar_string)
+                .unwrap_or_else(|| "*".to_string());
+            Ok(PreImage::Copy {
+                source,
+                destination,
+                matching,
+            })
+        }
+        other => Err(err(
+            format!(
+                "unknown pre-image type {}",
+                other.map_or("(none)".to_string(), |t| format!("`{t}`"))
+            ),
+            "pre-image",
+        )
+        .hint("use `type: cargo-build` or `type: copy`")),
+    }
+}
+
+/// The image names of a Dockerfile's `MZFROM` lines (bytes, per line).
+#[salsa::tracked(returns(ref))]
+pub fn dockerfile_deps(db: &dyn Db, file: File) -> Result<Vec<String>, Diagnostic> {
+    let bytes = match file.content(db) {
+        crate::FileContent::Bytes(b) => b.clone(),
+        crate::FileContent::Missing => {
+            return Err(
+                Diagnostic::in_file(file.path(db), "Dockerfile does not exist")
+                    .hint("every mzbuild image needs a Dockerfile beside its mzbuild.yml"),
+            );
+        }
+        crate::FileContent::Unreadable(why) => {
+            return Err(Diagnostic::in_file(
+                file.path(db),
+                format!("cannot be read: {why}"),
+            ));
+        }
+    };
+    Ok(parse_mzfrom(&bytes))
+}
+
+/// `^MZFROM\s*(\S+)` on each line, as the reference matches it.
+pub fn parse_mzfrom(bytes: &[u8]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in bytes.split(|&b| b == b'\n') {
+        let Some(rest) = line.strip_prefix(b"MZFROM") else {
+            continue;
+        };
+        let rest = match rest.iter().position(|b| !b.is_ascii_whitespace()) {
+            Some(i) => &rest[i..],
+            None => continue,
+        };
+        let end = rest
+            .iter()
+            .position(|b| b.is_ascii_whitespace())
+            .unwrap_or(rest.len());
+        let name = String::from_utf8_lossy(&rest[..end]).into_owned();
+        if !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
+}
+
+/// Whether `path` is an image definition (SPEC §2): `**/mzbuild.yml` outside `misc/python/`.
+pub fn is_mzbuild_path(path: &str) -> bool {
+    path.ends_with("/mzbuild.yml") && !path.starts_with("misc/python/")
+}
+
+/// Whether `path` is a composition: `**/mzcompose.py` outside `misc/python/`.
+pub fn is_composition_path(path: &str) -> bool {
+    path.ends_with("/mzcompose.py") && !path.starts_with("misc/python/")
+}
+
+/// Every image of the repository, validated (unknown dependencies, cycles).
+#[salsa::tracked(returns(ref))]
+pub fn image_graph(db: &dyn Db, files: FileSet) -> Result<Arc<ImageGraph>, Diagnostic> {
+    let mut images: BTreeMap<String, Image> = BTreeMap::new();
+    let mut where_defined: BTreeMap<String, String> = BTreeMap::new();
+    for path in files.paths(db).iter().filter(|p| is_mzbuild_path(p)) {
+        let config = mzbuild_config(db, db.file(path)).clone()?;
+        let dir = paths::parent(path).to_string();
+        if let Some(first) = where_defined.get(&config.name) {
+            return Err(Diagnostic::in_file(
+                path,
+                format!("image `{}` exists twice (also in `{first}`)", config.name),
+            )
+            .hint("image names must be unique across the repository"));
+        }
+        let dockerfile = format!("{dir}/Dockerfile");
+        let depends_on = dockerfile_deps(db, db.file(&dockerfile)).clone()?;
+        where_defined.insert(config.name.clone(), path.clone());
+        images.insert(
+            config.name.clone(),
+            Image {
+                name: config.name,
+                dir,
+                publish: config.publish,
+                mainline: config.mainline,
+                depends_on,
+                pre_images: config.pre_images,
+            },
+        );
+    }
+    for img in images.values() {
+        for d in &img.depends_on {
+            if !images.contains_key(d) {
+                let dockerfile = format!("{}/Dockerfile", img.dir);
+                let line = dockerfile_line(db, &dockerfile, d);
+                return Err(Diagnostic::in_file(
+                    dockerfile,
+                    format!("image {} depends on non-existent image {d}", img.name),
+                )
+                .at_line(line)
+                .hint("fix the MZFROM line or add the image"));
+            }
+        }
+    }
+    check_cycles(&images)?;
+    Ok(Arc::new(ImageGraph { images }))
+}
+
+fn dockerfile_line(db: &dyn Db, path: &str, dep: &str) -> Option<usize> {
+    let file = db.file(path);
+    let text = String::from_utf8_lossy(file.content(db).bytes()?).into_owned();
+    line_of(&text, &format!("MZFROM {dep}")).or_else(|| line_of(&text, dep))
+}
+
+/// Visits images in name order, dependencies in name order, as the reference
+/// does, so a cycle is reported along the same path.
+fn check_cycles(images: &BTreeMap<String, Image>) -> Result<(), Diagnostic> {
+    let mut done = BTreeSet::new();
+    fn visit(
+        images: &BTreeMap<String, Image>,
+        name: &str,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Result<(), Diagnostic> {
+        if done.contains(name) {
+            return Ok(());
+        }
+        if path.iter().any(|p| p == name) {
+            let mut diagram = path.clone();
+            diagram.push(name.to_string());
+            let first = images.get(name).map(|i| format!("{}/Dockerfile", i.dir));
+            return Err(Diagnostic {
+                file: first,
+                line: None,
+                message: format!("circular dependency in mzbuild: {}", diagram.join(" -> ")),
+                hint: Some("remove one of the MZFROM lines of the cycle".into()),
+            });
+        }
+        path.push(name.to_string());
+        if let Some(img) = images.get(name) {
+            let mut deps: Vec<&String> = img.depends_on.iter().collect();
+            deps.sort();
+            for d in deps {
+                visit(images, d, path, done)?;
+            }
+        }
+        path.pop();
+        done.insert(name.to_string());
+        Ok(())
+    }
+    for name in images.keys() {
+        visit(images, name, &mut Vec::new(), &mut done)?;
+    }
+    Ok(())
+}
+
+/// Compositions by name → directory (SPEC §2).
+#[salsa::tracked(returns(ref))]
+pub fn compositions(db: &dyn Db, files: FileSet) -> Result<BTreeMap<String, String>, Diagnostic> {
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    for path in files.paths(db).iter().filter(|p| is_composition_path(p)) {
+        let dir = paths::parent(path);
+        let name = paths::file_name(dir).to_string();
+        if let Some(first) = out.get(&name) {
+            return Err(Diagnostic::in_file(
+                path,
+                format!("composition `{name}` exists twice (also in `{first}`)"),
+            )
+            .hint("composition names (the directory holding mzcompose.py) must be unique"));
+        }
+        out.insert(name, dir.to_string());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mzfrom_matches_line_starts_only() {
+        let df = b"FROM x\nMZFROM  base\n  MZFROM no\nMZFROMtight extra\n# MZFROM c\nMZFROM base\n";
+        assert_eq!(
+            parse_mzfrom(df),
+            vec!["base".to_string(), "tight".to_string()]
+        );
+    }
+
+    #[test]
+    fn mzbuild_errors_name_the_problem() {
+        let e = parse_mzbuild("a/mzbuild.yml", "name: bad_name\n").unwrap_err();
+        assert!(e.message.contains("invalid character"), "{e}");
+        assert_eq!(e.line, Some(1));
+        let e =
+            parse_mzbuild("a/mzbuild.yml", "name: x\npre-image:\n  - type: nope\n").unwrap_err();
+        assert!(e.message.contains("unknown pre-image type `nope`"), "{e}");
+        let e = parse_mzbuild(
+            "a/mzbuild.yml",
+            "name: x\npre-image:\n  - type: copy\n    source: a\n",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("missing `destination`"), "{e}");
+        let e = parse_mzbuild(
+            "a/mzbuild.yml",
+            "name: x\npre-image:\n  - type: cargo-build\n",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("pre-build target"), "{e}");
+        let e = parse_mzbuild("a/mzbuild.yml", "name: [x\n").unwrap_err();
+        assert!(e.message.contains("malformed YAML"), "{e}");
+        assert!(e.line.is_some());
+    }
+
+    #[test]
+    fn mzbuild_parses_both_pre_image_kinds() {
+        let c = parse_mzbuild(
+            "a/mzbuild.yml",
+            "name: x\npublish: false\npre-image:\n  - type: cargo-build\n    bin: [a, b]\n    example: e\n  - type: copy\n    source: s\n    destination: d\n",
+        )
+        .unwrap();
+        assert!(!c.publish);
+        assert_eq!(
+            c.pre_images,
+            vec![
+                PreImage::CargoBuild {
+                    bins: vec!["a".into(), "b".into()],
+                    examples: vec!["e".into()]
+                },
+                PreImage::Copy {
+                    source: "s".into(),
+                    destination: "d".into(),
+                    matching: "*".into()
+                },
+            ]
+        );
+    }
+}

@@ -1,0 +1,321 @@
+//! Image inputs (SPEC §3), kept symbolic — directories with exceptions,
+//! single files, globs — so that "did this change?" is a prefix test on the
+//! few changed paths, and file lists are expanded only for fingerprints and
+//! reports.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use crate::cargo::{CargoWorkspace, cargo_workspace};
+use crate::db::{Db, FileSet};
+use crate::diag::Diagnostic;
+use crate::images::{Image, ImageGraph, PreImage, image_graph};
+use crate::paths;
+use crate::pathspec::PathspecSet;
+
+/// A set of input files, described rather than listed.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum InputSpec {
+    /// Every file below `dir` except those at or below any of `except`.
+    Dir { dir: String, except: Vec<String> },
+    /// One file.
+    File { path: String },
+    /// Files below `dir` whose path relative to `dir` matches the git
+    /// pathspec `pattern` (a copy pre-image's `matching`).
+    Glob { dir: String, pattern: String },
+}
+
+impl InputSpec {
+    /// Whether a (changed, possibly deleted) path belongs to this input.
+    pub fn matches(&self, path: &str) -> bool {
+        match self {
+            InputSpec::Dir { dir, except } => {
+                paths::is_under(path, dir)
+                    && !except.iter().any(|e| path == e || paths::is_under(path, e))
+            }
+            InputSpec::File { path: p } => p == path,
+            InputSpec::Glob { dir, pattern } => {
+                paths::is_under(path, dir)
+                    && PathspecSet::new([pattern.as_str()])
+                        .map(|s| s.matches(&path[dir.len() + usize::from(!dir.is_empty())..]))
+                        .unwrap_or(true)
+            }
+        }
+    }
+
+    /// The visible files this input stands for.
+    pub fn expand<'a>(&'a self, db: &'a dyn Db, files: FileSet) -> Vec<&'a String> {
+        match self {
+            InputSpec::Dir { .. } | InputSpec::Glob { .. } => {
+                let dir = match self {
+                    InputSpec::Dir { dir, .. } | InputSpec::Glob { dir, .. } => dir,
+                    InputSpec::File { .. } => unreachable!("handled below"),
+                };
+                files
+                    .under(db, dir)
+                    .iter()
+                    .filter(|p| self.matches(p))
+                    .collect()
+            }
+            InputSpec::File { path } => {
+                let all = files.paths(db);
+                match all.binary_search(path) {
+                    Ok(i) => vec![&all[i]],
+                    Err(_) => Vec::new(),
+                }
+            }
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            InputSpec::Dir { dir, except } if except.is_empty() => format!("{dir}/**"),
+            InputSpec::Dir { dir, except } => format!("{dir}/** except {}", except.join(", ")),
+            InputSpec::File { path } => path.clone(),
+            InputSpec::Glob { dir, pattern } => format!("{dir}/{pattern}"),
+        }
+    }
+}
+
+/// Why an input belongs to an image: the evidence `explain` prints.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Origin {
+    /// The image's context directory.
+    Context,
+    /// Shared inputs of every cargo-build pre-image.
+    CargoShared,
+    /// A crate built for a bin or example of a cargo-build pre-image;
+    /// `chain` runs from the crate owning the target to this crate.
+    Crate { target: String, chain: Vec<String> },
+    /// A copy pre-image's source.
+    Copy,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct Input {
+    pub spec: InputSpec,
+    pub origin: Origin,
+}
+
+/// An image's own (non-transitive) inputs, or why they are unknown.
+pub type ImageInputs = Result<Vec<Input>, Diagnostic>;
+
+/// The inputs of every image.
+#[salsa::tracked(returns(ref))]
+pub fn image_inputs(
+    db: &dyn Db,
+    files: FileSet,
+) -> Result<Arc<BTreeMap<String, ImageInputs>>, Diagnostic> {
+    let graph = image_graph(db, files).clone()?;
+    let needs_cargo = graph.images.values().any(|i| {
+        i.pre_images
+            .iter()
+            .any(|p| matches!(p, PreImage::CargoBuild { .. }))
+    });
+    let ws = if needs_cargo {
+        Some(cargo_workspace(db, files).clone())
+    } else {
+        None
+    };
+    let mut out = BTreeMap::new();
+    for img in graph.images.values() {
+        out.insert(
+            img.name.clone(),
+            own_inputs(db, files, &graph, img, ws.as_ref()),
+        );
+    }
+    Ok(Arc::new(out))
+}
+
+fn own_inputs(
+    db: &dyn Db,
+    files: FileSet,
+    graph: &ImageGraph,
+    img: &Image,
+    ws: Option<&Result<Arc<CargoWorkspace>, Diagnostic>>,
+) -> ImageInputs {
+    // Nested image contexts belong to the nested image only (the reference
+    // partitions files by the longest matching context directory).
+    let nested: Vec<String> = graph
+        .images
+        .values()
+        .filter(|o| paths::is_under(&o.dir, &img.dir))
+        .map(|o| o.dir.clone())
+        .collect();
+    let mut inputs = vec![Input {
+        spec: InputSpec::Dir {
+            dir: img.dir.clone(),
+            except: nested,
+        },
+        origin: Origin::Context,
+    }];
+    if files.under(db, &img.dir).is_empty() {
+        return Err(Diagnostic::in_file(
+            format!("{}/mzbuild.yml", img.dir),
+            format!("image `{}` has no visible files", img.name),
+        )
+        .hint("is its directory ignored by .gitignore?"));
+    }
+    let mut shared_added = false;
+    for pre in &img.pre_images {
+        match pre {
+            PreImage::Copy {
+                source, matching, ..
+            } => inputs.push(Input {
+                spec: InputSpec::Glob {
+                    dir: paths::join("", source),
+                    pattern: matching.clone(),
+                },
+                origin: Origin::Copy,
+            }),
+            PreImage::CargoBuild { bins, examples } => {
+                let ws = match ws {
+                    Some(Ok(ws)) => ws,
+                    Some(Err(e)) => return Err(e.clone()),
+                    None => return Err(Diagnostic::new("internal: cargo workspace not loaded")),
+                };
+                if !shared_added {
+                    shared_added = true;
+                    for spec in cargo_shared_inputs(db, files) {
+                        inputs.push(Input {
+                            spec,
+                            origin: Origin::CargoShared,
+                        });
+                    }
+                }
+                let mzbuild = format!("{}/mzbuild.yml", img.dir);
+                let targets = bins
+                    .iter()
+                    .map(|b| (b, false))
+                    .chain(examples.iter().map(|e| (e, true)));
+                for (target, is_example) in targets {
+                    let owner = if is_example {
+                        ws.crate_for_example(target)
+                    } else {
+                        ws.crate_for_bin(target)
+                    }
+                    .map_err(|mut e| {
+                        e.file = Some(mzbuild.clone());
+                        e
+                    })?;
+                    let label =
+                        format!("{} `{target}`", if is_example { "example" } else { "bin" });
+                    for (krate, chain) in dependency_chains(ws, &owner.name, is_example)? {
+                        let Some(c) = ws.get(&krate) else { continue };
+                        inputs.push(Input {
+                            spec: crate_spec(ws, &c.dir),
+                            origin: Origin::Crate {
+                                target: label.clone(),
+                                chain,
+                            },
+                        });
+                    }
+                }
+            }
+        }
+    }
+    Ok(inputs)
+}
+
+/// Every crate reachable from `root` by path dependencies, each with the
+/// shortest chain of crate names that reaches it.
+fn dependency_chains(
+    ws: &CargoWorkspace,
+    root: &str,
+    dev: bool,
+) -> Result<BTreeMap<String, Vec<String>>, Diagnostic> {
+    let Some(root_crate) = ws.get(root) else {
+        return Err(Diagnostic::new(format!(
+            "crate `{root}` is not in the workspace"
+        )));
+    };
+    let reach = ws.transitive_path_dependencies(root_crate, dev)?;
+    let mut chains: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    chains.insert(root.to_string(), vec![root.to_string()]);
+    let mut queue = std::collections::VecDeque::from([root.to_string()]);
+    while let Some(n) = queue.pop_front() {
+        let Some(c) = ws.get(&n) else { continue };
+        let base = chains.get(&n).cloned().unwrap_or_default();
+        let mut next: Vec<&String> = c.dependencies.iter().chain(&c.build_dependencies).collect();
+        if dev && n == root {
+            next.extend(&c.dev_dependencies);
+        }
+        for d in next {
+            if !chains.contains_key(d) && reach.contains(d) {
+                let mut chain = base.clone();
+                chain.push(d.clone());
+                chains.insert(d.clone(), chain);
+                queue.push_back(d.clone());
+            }
+        }
+    }
+    Ok(chains)
+}
+
+/// A crate's inputs: its directory except `mzcompose`, `mzcompose.py` and
+/// nested crates (which the reference assigns to the nested crate only).
+fn crate_spec(ws: &CargoWorkspace, dir: &str) -> InputSpec {
+    let mut except = vec![format!("{dir}/mzcompose"), format!("{dir}/mzcompose.py")];
+    let mut nested: BTreeSet<String> = BTreeSet::new();
+    for c in ws.all() {
+        if paths::is_under(&c.dir, dir) {
+            nested.insert(c.dir.clone());
+        }
+    }
+    except.extend(nested);
+    InputSpec::Dir {
+        dir: dir.to_string(),
+        except,
+    }
+}
+
+/// `ci/builder/`, `Cargo.toml`, `Cargo.lock` and `.cargo/config` if it exists.
+pub fn cargo_shared_inputs(db: &dyn Db, files: FileSet) -> Vec<InputSpec> {
+    let mut out = vec![
+        InputSpec::Dir {
+            dir: "ci/builder".into(),
+            except: Vec::new(),
+        },
+        InputSpec::File {
+            path: "Cargo.toml".into(),
+        },
+        InputSpec::File {
+            path: "Cargo.lock".into(),
+        },
+    ];
+    if files.contains(db, ".cargo/config") {
+        out.push(InputSpec::File {
+            path: ".cargo/config".into(),
+        });
+    }
+    out
+}
+
+/// An image's input files, sorted and deduplicated; with `transitive`, also
+/// those of every image it depends on.
+pub fn image_files(
+    db: &dyn Db,
+    files: FileSet,
+    name: &str,
+    transitive: bool,
+) -> Result<Vec<String>, Diagnostic> {
+    let all = image_inputs(db, files).clone()?;
+    let graph = image_graph(db, files).clone()?;
+    let names = if transitive {
+        graph.closure(name)
+    } else {
+        BTreeSet::from([name.to_string()])
+    };
+    let mut out: BTreeSet<&String> = BTreeSet::new();
+    for n in &names {
+        let Some(inputs) = all.get(n) else {
+            return Err(Diagnostic::new(format!("unknown image `{n}`")));
+        };
+        for i in inputs.as_ref().map_err(Clone::clone)? {
+            out.extend(i.spec.expand(db, files));
+        }
+    }
+    Ok(out.into_iter().cloned().collect())
+}
