@@ -1,1 +1,3 @@
-pub fn y(){}
+pub mod finish;
+
+pub fn y() {}
