@@ -1,1 +1,3 @@
-pub fn y() {}
+//! pipetrim: the edges around the incremental core (git, files, CLI, output).
+
+pub mod finish;
