@@ -1,1 +1,3 @@
 pub fn y(){}
+pub mod bootstrap;
+pub mod builder;
