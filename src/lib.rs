@@ -1,5 +1,16 @@
 //! pipetrim: the edges around the incremental core (git, files, CLI, output).
+//!
+//! Architecture: `pipetrim-queries` holds the pure, incremental model; this
+//! crate fills its inputs (visible files, contents, the change set) and
+//! renders its answers.
 
 pub mod bootstrap;
 pub mod builder;
+pub mod cli;
+pub mod env;
+pub mod error;
 pub mod finish;
+pub mod git;
+pub mod load;
+pub mod report;
+pub mod session;

@@ -7,6 +7,7 @@
 pub mod cargo;
 pub mod db;
 pub mod diag;
+pub mod fingerprint;
 pub mod images;
 pub mod inputs;
 pub mod paths;

@@ -1,0 +1,188 @@
+//! Image fingerprints (SPEC §8), bit for bit as the reference computes them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use sha1::{Digest, Sha1};
+
+use crate::db::{Db, File, FileContent, FileSet};
+use crate::diag::Diagnostic;
+use crate::images::{PreImage, image_graph};
+use crate::inputs::image_files;
+
+/// The build variant a fingerprint is for.
+#[salsa::interned(debug)]
+pub struct Variant<'db> {
+    /// `x86_64` or `aarch64`.
+    #[returns(ref)]
+    pub arch: String,
+    /// `RELEASE`, `OPTIMIZED` or `DEV`.
+    #[returns(ref)]
+    pub profile: String,
+    #[returns(copy)]
+    pub coverage: bool,
+    /// `none` or the sanitizer's name.
+    #[returns(ref)]
+    pub sanitizer: String,
+}
+
+pub type Digest20 = [u8; 20];
+
+/// The SHA-1 of a file's content (symlinks followed), memoized per file so
+/// an edit re-hashes only the edited file.
+#[salsa::tracked(returns(copy))]
+pub fn content_sha1(db: &dyn Db, file: File) -> Option<Digest20> {
+    match file.content(db) {
+        FileContent::Bytes(b) => Some(Sha1::digest(b).into()),
+        _ => None,
+    }
+}
+
+/// The reference's `extra` for a cargo pre-image: the sorted *characters* of
+/// the flags that apply, joined with `,`.
+pub fn cargo_extra(profile: &str, coverage: bool, sanitizer: &str) -> String {
+    let mut chars: Vec<char> = Vec::new();
+    match profile {
+        "RELEASE" => chars.extend("release".chars()),
+        "OPTIMIZED" => chars.extend("optimized".chars()),
+        _ => {}
+    }
+    if coverage {
+        chars.extend("coverage".chars());
+    }
+    if sanitizer != "none" {
+        chars.extend(sanitizer.chars());
+    }
+    chars.sort_unstable();
+    chars
+        .iter()
+        .map(char::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The full fingerprint of every image for one variant.
+#[salsa::tracked(returns(ref))]
+pub fn fingerprints<'db>(
+    db: &'db dyn Db,
+    files: FileSet,
+    variant: Variant<'db>,
+) -> Result<Arc<BTreeMap<String, Digest20>>, Diagnostic> {
+    let graph = image_graph(db, files).clone()?;
+    let mut selfs: BTreeMap<String, Digest20> = BTreeMap::new();
+    for img in graph.images.values() {
+        selfs.insert(img.name.clone(), self_hash(db, files, variant, &img.name)?);
+    }
+    let mut full: BTreeMap<String, Digest20> = BTreeMap::new();
+    // Dependencies first: the graph is acyclic (image_graph checked).
+    fn visit(
+        name: &str,
+        graph: &crate::images::ImageGraph,
+        selfs: &BTreeMap<String, Digest20>,
+        full: &mut BTreeMap<String, Digest20>,
+    ) -> Digest20 {
+        if let Some(d) = full.get(name) {
+            return *d;
+        }
+        let mut h = Sha1::new();
+        h.update(selfs.get(name).copied().unwrap_or_default());
+        let mut deps: Vec<&String> = graph
+            .get(name)
+            .map(|i| i.depends_on.iter().collect())
+            .unwrap_or_default();
+        deps.sort();
+        deps.dedup();
+        for d in deps {
+            let fd = visit(d, graph, selfs, full);
+            h.update(d.as_bytes());
+            h.update(fd);
+            h.update(b"\0");
+        }
+        let out: Digest20 = h.finalize().into();
+        full.insert(name.to_string(), out);
+        out
+    }
+    for name in graph.images.keys() {
+        visit(name, &graph, &selfs, &mut full);
+    }
+    Ok(Arc::new(full))
+}
+
+fn self_hash(
+    db: &dyn Db,
+    files: FileSet,
+    variant: Variant<'_>,
+    name: &str,
+) -> Result<Digest20, Diagnostic> {
+    let graph = image_graph(db, files).clone()?;
+    let Some(img) = graph.get(name) else {
+        return Err(Diagnostic::new(format!("unknown image `{name}`")));
+    };
+    let inputs = image_files(db, files, name, false)?;
+    let mut h = Sha1::new();
+    for path in &inputs {
+        let file = db.file(path);
+        let Some(digest) = content_sha1(db, file) else {
+            let why = match file.content(db) {
+                FileContent::Unreadable(w) => w.clone(),
+                _ => "does not exist".to_string(),
+            };
+            return Err(Diagnostic::in_file(
+                path,
+                format!("input of image `{name}` cannot be hashed: {why}"),
+            )
+            .hint("a symlink loop or a dangling symlink? fix or remove the file"));
+        };
+        let mode = file.mode(db).git_mode();
+        h.update(((mode & 0xffff) as u16).to_be_bytes());
+        h.update(path.as_bytes());
+        h.update(digest);
+        h.update(b"\0");
+    }
+    for pre in &img.pre_images {
+        if let PreImage::CargoBuild { .. } = pre {
+            h.update(
+                cargo_extra(
+                    variant.profile(db),
+                    variant.coverage(db),
+                    variant.sanitizer(db),
+                )
+                .as_bytes(),
+            );
+        }
+        h.update(b"\0");
+    }
+    h.update(format!("profile=Profile.{}", variant.profile(db)).as_bytes());
+    h.update(format!("arch={}", variant.arch(db)).as_bytes());
+    h.update(
+        format!(
+            "coverage={}",
+            if variant.coverage(db) {
+                "True"
+            } else {
+                "False"
+            }
+        )
+        .as_bytes(),
+    );
+    h.update(format!("sanitizer={}", variant.sanitizer(db)).as_bytes());
+    h.update(b"mirror=ghcr");
+    Ok(h.finalize().into())
+}
+
+/// RFC 4648 base32, as the reference renders fingerprints.
+pub fn base32(d: &Digest20) -> String {
+    data_encoding::BASE32.encode(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cargo_extra_sorts_characters() {
+        assert_eq!(cargo_extra("OPTIMIZED", false, "none"), "d,e,i,i,m,o,p,t,z");
+        assert_eq!(cargo_extra("DEV", false, "none"), "");
+        assert_eq!(cargo_extra("DEV", true, "none"), "a,c,e,e,g,o,r,v");
+    }
+}

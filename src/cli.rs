@@ -1,0 +1,675 @@
+//! The command line.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use pipetrim_queries::fingerprint::{Variant, base32, fingerprints};
+use pipetrim_queries::images::{compositions, image_graph};
+use pipetrim_queries::inputs::image_files;
+use pipetrim_queries::plan::{Plan, plan};
+use pipetrim_queries::python::{composition_images, composition_imports};
+use pipetrim_queries::{Db, Diagnostic};
+use serde_json::json;
+
+use crate::builder::{Arch, Flavor};
+use crate::env::TrimContext;
+use crate::error::Error;
+use crate::finish::{self, FinishOptions};
+use crate::session::{Session, SessionOptions};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "pipetrim",
+    version,
+    about = "Decides which CI steps a change needs, and proves why."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// The checkout to work on.
+    #[arg(long, global = true, default_value = ".")]
+    pub repo: PathBuf,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// The pipeline: `ci/<PIPELINE>/pipeline.template.yml`.
+    #[arg(long, global = true, default_value = "test")]
+    pub pipeline: String,
+    /// First-party Python roots (repeatable).
+    #[arg(long = "python-root", global = true)]
+    pub python_roots: Vec<String>,
+    /// Also follow imports inside function bodies (SPEC §4.2).
+    #[arg(long, global = true)]
+    pub lazy_imports: bool,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// The trimmed, finished pipeline (YAML on stdout, decisions on stderr).
+    Trim(TrimArgs),
+    /// The mzbuild images with their dependencies and inputs.
+    Images,
+    /// The crates of the Cargo workspace.
+    Crates,
+    /// The compositions with their Python imports and images.
+    Compositions,
+    /// Image fingerprints and specs.
+    Fingerprint(FingerprintArgs),
+    /// The ci-builder image tag for a flavor.
+    BuilderTag {
+        #[arg(value_enum)]
+        flavor: Flavor,
+        #[arg(long, value_enum, default_value_t = host_arch())]
+        arch: Arch,
+    },
+    /// Check the ci-builder images; print the bootstrap pipeline if any is missing.
+    Bootstrap(BootstrapArgs),
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct ChangeArgs {
+    /// Base ref to diff against (merge base with HEAD); default origin/main, then main.
+    #[arg(long)]
+    pub base: Option<String>,
+    /// Take the changed paths from FILE (one per line), or `-` for stdin.
+    #[arg(long, value_name = "FILE")]
+    pub changed_files: Option<String>,
+    /// Also count staged, unstaged and untracked changes.
+    #[arg(long)]
+    pub uncommitted: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TrimArgs {
+    #[command(flatten)]
+    pub changes: ChangeArgs,
+    /// Exit non-zero instead of keeping every step when the plan is unknowable.
+    #[arg(long)]
+    pub strict: bool,
+    /// Coverage build (never trimmed).
+    #[arg(long)]
+    pub coverage: bool,
+    /// Sanitizer build (never trimmed); default $CI_SANITIZER.
+    #[arg(long)]
+    pub sanitizer: Option<String>,
+    /// Base priority; default $CI_PRIORITY.
+    #[arg(long)]
+    pub priority: Option<i64>,
+    /// Branch; default $BUILDKITE_BRANCH.
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// Tag; default $BUILDKITE_TAG.
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Write the pipeline to FILE instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Pipe the pipeline to `buildkite-agent pipeline upload`.
+    #[arg(long)]
+    pub upload: bool,
+    /// With --upload: pass --dry-run to buildkite-agent.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct FingerprintArgs {
+    #[arg(long, value_enum, default_value_t = host_arch())]
+    pub arch: Arch,
+    #[arg(long, value_enum, default_value_t = Profile::Optimized)]
+    pub profile: Profile,
+    #[arg(long)]
+    pub coverage: bool,
+    #[arg(long, default_value = "none")]
+    pub sanitizer: String,
+    /// Registry; default from MZ_GHCR / the commit's MZ_GHCR_DEFAULT.
+    #[arg(long)]
+    pub registry: Option<String>,
+    #[arg(long, default_value = "")]
+    pub prefix: String,
+    /// Only this image.
+    #[arg(long)]
+    pub image: Option<String>,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    Release,
+    Optimized,
+    Dev,
+}
+
+impl Profile {
+    fn as_ref_str(self) -> &'static str {
+        match self {
+            Profile::Release => "RELEASE",
+            Profile::Optimized => "OPTIMIZED",
+            Profile::Dev => "DEV",
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct BootstrapArgs {
+    /// The pipeline the generator runs after bootstrap.
+    #[arg(default_value = "test")]
+    pub target: String,
+    /// How to test that an image exists; `{image}` is replaced.
+    #[arg(long, default_value = "docker manifest inspect {image}")]
+    pub exists_cmd: String,
+    /// Arguments passed on to the generator.
+    #[arg(last = true)]
+    pub args: Vec<String>,
+}
+
+fn host_arch() -> Arch {
+    if cfg!(target_arch = "aarch64") {
+        Arch::Aarch64
+    } else {
+        Arch::X86_64
+    }
+}
+
+/// Runs the CLI; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn session(g: &Global) -> Result<Session, Error> {
+    let roots = if g.python_roots.is_empty() {
+        vec!["misc/python".to_string()]
+    } else {
+        g.python_roots.clone()
+    };
+    if !g.repo.is_dir() {
+        return Err(Error::Usage(format!(
+            "`{}` is not a directory (hint: pass --repo DIR)",
+            g.repo.display()
+        )));
+    }
+    Session::open(
+        &g.repo,
+        &SessionOptions {
+            pipeline: g.pipeline.clone(),
+            python_roots: roots,
+            lazy_imports: g.lazy_imports,
+        },
+    )
+}
+
+pub fn run(cli: Cli) -> Result<i32, Error> {
+    let g = &cli.global;
+    match &cli.command {
+        Command::Images => cmd_images(g),
+        Command::Crates => cmd_crates(g),
+        Command::Compositions => cmd_compositions(g),
+        Command::Fingerprint(a) => cmd_fingerprint(g, a),
+        Command::BuilderTag { flavor, arch } => {
+            let s = session(g)?;
+            let tag = crate::builder::builder_tag(&s.root, s.files(), *flavor, *arch)
+                .map_err(|e| Error::Usage(e.to_string()))?;
+            print_out(g, &json!(tag), &tag)
+        }
+        Command::Bootstrap(a) => cmd_bootstrap(g, a),
+        Command::Trim(a) => cmd_trim(g, a),
+    }
+}
+
+fn print_out(g: &Global, json: &serde_json::Value, text: &str) -> Result<i32, Error> {
+    let mut out = std::io::stdout().lock();
+    let r = match g.format {
+        Format::Json => writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(json).unwrap_or_default()
+        ),
+        Format::Text => writeln!(out, "{}", text.trim_end()),
+    };
+    r.map_err(|e| Error::Io(e.to_string()))?;
+    Ok(0)
+}
+
+fn cmd_images(g: &Global) -> Result<i32, Error> {
+    let s = session(g)?;
+    let db = &s.db;
+    let files = s.ws.files(db);
+    let graph = image_graph(db, files).clone()?;
+    let mut out = Vec::new();
+    let mut text = String::new();
+    for img in graph.images.values() {
+        let inputs = image_files(db, files, &img.name, false)?;
+        let trans = image_files(db, files, &img.name, true)?;
+        let mut deps = img.depends_on.clone();
+        deps.sort();
+        text.push_str(&format!(
+            "{} ({}){}: {} inputs, {} transitive\n",
+            img.name,
+            img.dir,
+            if deps.is_empty() {
+                String::new()
+            } else {
+                format!(" <- {}", deps.join(", "))
+            },
+            inputs.len(),
+            trans.len()
+        ));
+        out.push(json!({
+            "name": img.name, "path": img.dir, "publish": img.publish, "mainline": img.mainline,
+            "depends_on": deps, "pre_images": img.pre_images, "inputs": inputs, "inputs_transitive": trans,
+        }));
+    }
+    print_out(g, &json!(out), &text)
+}
+
+fn cmd_crates(g: &Global) -> Result<i32, Error> {
+    let s = session(g)?;
+    let db = &s.db;
+    let ws = pipetrim_queries::cargo::cargo_workspace(db, s.ws.files(db)).clone()?;
+    let mut out = Vec::new();
+    let mut text = String::new();
+    for c in ws.all() {
+        let deps: BTreeSet<&String> = c
+            .dependencies
+            .iter()
+            .chain(&c.build_dependencies)
+            .chain(&c.dev_dependencies)
+            .collect();
+        text.push_str(&format!(
+            "{} ({}) bins: [{}] examples: [{}]\n",
+            c.name,
+            c.dir,
+            c.bins.join(", "),
+            c.examples.join(", ")
+        ));
+        out.push(json!({
+            "name": c.name, "path": c.dir, "bins": c.bins, "examples": c.examples,
+            "path_dependencies": deps, "dependencies": c.dependencies,
+            "build_dependencies": c.build_dependencies, "dev_dependencies": c.dev_dependencies,
+            "member": ws.members.contains_key(&c.name),
+        }));
+    }
+    print_out(g, &json!(out), &text)
+}
+
+fn cmd_compositions(g: &Global) -> Result<i32, Error> {
+    let s = session(g)?;
+    let db = &s.db;
+    let files = s.ws.files(db);
+    let options = s.ws.options(db);
+    let comps = compositions(db, files).clone()?;
+    let graph = image_graph(db, files).clone()?;
+    let mut out = Vec::new();
+    let mut text = String::new();
+    for (name, dir) in &comps {
+        let file = db.file(&format!("{dir}/mzcompose.py"));
+        let imports = composition_imports(db, files, options, file);
+        let imgs = composition_images(db, files, options, file);
+        let mut images: BTreeSet<String> = imgs
+            .names
+            .iter()
+            .filter(|n| graph.images.contains_key(*n))
+            .cloned()
+            .collect();
+        let mut unsure: Vec<Diagnostic> = imports.unsure.clone();
+        if let Some(why) = &imgs.every_image {
+            images.extend(graph.images.keys().cloned());
+            unsure.push(why.clone());
+        }
+        text.push_str(&format!(
+            "{name} ({dir}): {} imports, images: {}\n",
+            imports.files.len(),
+            images.iter().cloned().collect::<Vec<_>>().join(", ")
+        ));
+        for u in &unsure {
+            text.push_str(&format!("    unsure: {u}\n"));
+        }
+        out.push(json!({
+            "name": name, "path": dir, "imports": imports.files, "images": images,
+            "unsure": unsure.iter().map(|u| json!({"file": u.file, "line": u.line, "reason": u.message})).collect::<Vec<_>>(),
+        }));
+    }
+    print_out(g, &json!(out), &text)
+}
+
+/// The registry of image specs (SPEC §8).
+fn registry(s: &Session, flag: Option<&str>) -> String {
+    if let Some(r) = flag {
+        return r.to_string();
+    }
+    let ghcr = match std::env::var("MZ_GHCR") {
+        Ok(v) => finish::env_is_truthy(Some(&v)),
+        Err(_) => {
+            let file = s.db.file("misc/python/materialize/docker.py");
+            let default = file
+                .content(&s.db)
+                .bytes()
+                .and_then(|b| std::str::from_utf8(b).ok())
+                .and_then(|t| {
+                    t.lines().find_map(|l| {
+                        let l = l.trim();
+                        let rest = l.strip_prefix("MZ_GHCR_DEFAULT")?.trim_start();
+                        let rest = rest.strip_prefix('=')?.trim();
+                        Some(rest.trim_matches(|c| c == '"' || c == '\'').to_string())
+                    })
+                })
+                .unwrap_or_else(|| "1".to_string());
+            finish::env_is_truthy(Some(&default))
+        }
+    };
+    if ghcr {
+        "ghcr.io/materializeinc/materialize".into()
+    } else {
+        "materialize".into()
+    }
+}
+
+fn cmd_fingerprint(g: &Global, a: &FingerprintArgs) -> Result<i32, Error> {
+    let s = session(g)?;
+    let db = &s.db;
+    let files = s.ws.files(db);
+    let variant = Variant::new(
+        db,
+        a.arch.as_str().to_string(),
+        a.profile.as_ref_str().to_string(),
+        a.coverage,
+        a.sanitizer.clone(),
+    );
+    let fps = fingerprints(db, files, variant).clone()?;
+    let reg = registry(&s, a.registry.as_deref());
+    let mut out = Vec::new();
+    let mut text = String::new();
+    for (name, d) in fps.iter() {
+        if a.image.as_ref().is_some_and(|i| i != name) {
+            continue;
+        }
+        let fp = base32(d);
+        let spec = format!("{reg}/{}{name}:mzbuild-{fp}", a.prefix);
+        text.push_str(&format!("{spec}\n"));
+        out.push(json!({"name": name, "fingerprint": fp, "spec": spec}));
+    }
+    if let Some(i) = &a.image
+        && out.is_empty()
+    {
+        return Err(Error::Usage(format!("no image named `{i}`")));
+    }
+    print_out(g, &json!(out), &text)
+}
+
+fn cmd_bootstrap(g: &Global, a: &BootstrapArgs) -> Result<i32, Error> {
+    let s = session(g)?;
+    let check = crate::bootstrap::CommandCheck {
+        template: a.exists_cmd.clone(),
+    };
+    let plan = crate::bootstrap::plan_bootstrap(&s.root, s.files(), &check, &a.target, &a.args)
+        .map_err(|e| Error::Usage(e.to_string()))?;
+    match plan {
+        crate::bootstrap::BootstrapPlan::Pipeline {
+            yaml,
+            missing,
+            check_failures,
+        } => {
+            for f in &check_failures {
+                eprintln!("warning: existence check failed, treating as missing: {f:?}");
+            }
+            eprintln!(
+                "{} ci-builder image(s) missing: bootstrap pipeline on stdout",
+                missing.len()
+            );
+            print!("{yaml}");
+            Ok(0)
+        }
+        crate::bootstrap::BootstrapPlan::AllPresent { .. } => {
+            let cmd = crate::bootstrap::mkpipeline_command(&a.target, &a.args);
+            eprintln!("every ci-builder image exists; the generator runs directly:");
+            println!("{}", cmd.join(" "));
+            Ok(0)
+        }
+    }
+}
+
+/// The change set the user asked for.
+pub fn resolve_changes(
+    root: &Path,
+    a: &ChangeArgs,
+) -> Result<(Vec<String>, Option<String>, String), Error> {
+    if let Some(src) = &a.changed_files {
+        let mut text = String::new();
+        if src == "-" {
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| Error::Io(format!("cannot read stdin: {e}")))?;
+        } else {
+            text = std::fs::read_to_string(src)
+                .map_err(|e| Error::Usage(format!("cannot read `{src}`: {e}")))?;
+        }
+        let paths: Vec<String> = text
+            .lines()
+            .map(|l| l.trim().trim_start_matches("./").to_string())
+            .filter(|l| !l.is_empty())
+            .collect();
+        return Ok((paths, None, format!("the list in `{src}`")));
+    }
+    match crate::git::changes_against(root, a.base.as_deref()) {
+        crate::git::Changes::Known {
+            base,
+            merge_base,
+            mut paths,
+        } => {
+            if a.uncommitted {
+                match crate::git::uncommitted(root) {
+                    Ok(more) => paths.extend(more),
+                    Err(e) => {
+                        return Ok((
+                            Vec::new(),
+                            Some(format!("uncommitted changes unknown: {e}")),
+                            base,
+                        ));
+                    }
+                }
+            }
+            Ok((
+                paths,
+                None,
+                format!(
+                    "merge base {} of HEAD and `{base}`",
+                    &merge_base[..merge_base.len().min(10)]
+                ),
+            ))
+        }
+        crate::git::Changes::Unknown(why) => Ok((Vec::new(), Some(why), "unknown".into())),
+    }
+}
+
+fn cmd_trim(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
+    let mut s = session(g)?;
+    let (paths, unknown, base_desc) = resolve_changes(&s.root, &a.changes)?;
+    if let Some(why) = &unknown {
+        if a.strict {
+            return Err(Error::Git(format!(
+                "{why} (--strict: not keeping every step)"
+            )));
+        }
+        eprintln!("warning: the change set is unknown, nothing is trimmed: {why}");
+    }
+    s.set_changes(paths, unknown);
+    let ctx = trim_context(g, a)?;
+    let db = &s.db;
+    let tpl = pipetrim_queries::pipeline::template(db, s.ws.options(db)).clone()?;
+    let mut pipeline = tpl.value.clone();
+    let plan_result = plan(db, s.ws).clone();
+    let no_trim = ctx.no_trim_reason();
+    let (plan, plan_error): (Option<std::sync::Arc<Plan>>, Option<Diagnostic>) = match plan_result {
+        Ok(p) => (Some(p), None),
+        Err(e) => {
+            if a.strict {
+                return Err(Error::Input(e));
+            }
+            eprintln!("warning: the plan cannot be computed, every step is kept: {e}");
+            (None, Some(e))
+        }
+    };
+    if a.strict
+        && let Some(p) = &plan
+        && let Some(e) = p.errors.first()
+    {
+        return Err(Error::Input(e.clone()));
+    }
+    // Test selection first: it counts steps of the untrimmed pipeline.
+    if let Some(ids) = &ctx.test_ids {
+        let set: BTreeSet<usize> = ids
+            .split(',')
+            .map(|i| {
+                i.trim()
+                    .parse::<usize>()
+                    .map_err(|_| Error::Usage(format!("CI_TEST_IDS: `{i}` is not a step index")))
+            })
+            .collect::<Result<_, _>>()?;
+        finish::select_tests_by_id(&mut pipeline, &set).map_err(|e| Error::Usage(e.to_string()))?;
+    } else if let Some(sel) = &ctx.test_selection {
+        let set: BTreeSet<String> = sel.split(',').map(|s| s.trim().to_string()).collect();
+        finish::select_tests_by_name(&mut pipeline, &set)
+            .map_err(|e| Error::Usage(e.to_string()))?;
+    }
+    let dry_run = plan.as_ref().is_some_and(|p| p.glue_changed) && no_trim.is_none();
+    let trimmed = no_trim.is_none() && !dry_run && plan.is_some();
+    if let Some(p) = &plan {
+        if trimmed {
+            let needed: HashSet<String> = p
+                .steps
+                .iter()
+                .filter(|d| d.kept)
+                .map(|d| d.id.clone())
+                .collect();
+            finish::restrict_to(&mut pipeline, &needed).map_err(|e| Error::Usage(e.to_string()))?;
+        } else if dry_run {
+            let changes = s.ws.changes(db).paths(db).clone();
+            let changed = |inputs: &[String]| -> bool {
+                match pipetrim_queries::pathspec::PathspecSet::new(inputs) {
+                    Ok(set) => changes.iter().any(|c| set.matches(c)),
+                    Err(_) => true,
+                }
+            };
+            finish::skip_unchanged_glue_exempt(&mut pipeline, &changed)
+                .map_err(|e| Error::Usage(e.to_string()))?;
+        }
+    }
+    finish::finish(&mut pipeline, &ctx.finish)
+        .map_err(|e| Error::Usage(format!("{}: {e}", tpl.path)))?;
+    let reason = match (&no_trim, &plan_error, dry_run) {
+        (Some(r), _, _) => format!("not trimmed: {r}"),
+        (None, Some(e), _) => format!("not trimmed: {e}"),
+        (None, None, true) => {
+            "dry run: CI glue changed (bin, ci, ...); decisions reported, nothing removed".into()
+        }
+        (None, None, false) => format!("trimmed against {base_desc}"),
+    };
+    // Report on stderr.
+    if let Some(p) = &plan {
+        let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "--- {reason}");
+        let _ = write!(err, "{}", crate::report::text_report(p, color));
+    } else {
+        eprintln!("--- {reason}");
+    }
+    match g.format {
+        Format::Json => {
+            let steps: Vec<serde_json::Value> = match &plan {
+                Some(p) => p.steps.iter().map(|d| json!({
+                    "id": d.id, "kept": d.kept, "changed": d.changed, "depends_on": d.depends_on,
+                    "globs": d.globs, "images": d.images, "changed_inputs": d.changed_inputs,
+                    "reasons": d.reasons,
+                })).collect(),
+                None => tpl.steps.iter().filter(|s| s.kind.is_unit()).map(|s| json!({"id": s.id, "kept": true, "changed": true})).collect(),
+            };
+            let v = json!({
+                "trimmed": trimmed, "dry_run": dry_run, "reason": reason,
+                "errors": plan.as_ref().map(|p| p.errors.clone()).unwrap_or_default(),
+                "steps": steps,
+            });
+            print_out(g, &v, "")
+        }
+        Format::Text => {
+            let yaml = serde_yaml_ng::to_string(&pipeline).map_err(|e| Error::Io(e.to_string()))?;
+            if let Some(path) = &a.output {
+                std::fs::write(path, &yaml)
+                    .map_err(|e| Error::Io(format!("cannot write `{}`: {e}", path.display())))?;
+            } else if !a.upload {
+                print!("{yaml}");
+            }
+            if a.upload {
+                let mut cmd = std::process::Command::new("buildkite-agent");
+                cmd.args(["pipeline", "upload"]);
+                if a.dry_run {
+                    cmd.arg("--dry-run");
+                }
+                let mut child = cmd
+                    .stdin(std::process::Stdio::piped())
+                    .spawn()
+                    .map_err(|e| Error::Io(format!("cannot run buildkite-agent: {e}")))?;
+                if let Some(stdin) = child.stdin.as_mut() {
+                    stdin
+                        .write_all(yaml.as_bytes())
+                        .map_err(|e| Error::Io(e.to_string()))?;
+                }
+                let status = child.wait().map_err(|e| Error::Io(e.to_string()))?;
+                if !status.success() {
+                    return Err(Error::Io(format!(
+                        "buildkite-agent pipeline upload failed: {status}"
+                    )));
+                }
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn trim_context(g: &Global, a: &TrimArgs) -> Result<TrimContext, Error> {
+    let var = |k: &str| std::env::var(k).ok();
+    let mut f =
+        FinishOptions::from_env(&g.pipeline, var).map_err(|e| Error::Usage(e.to_string()))?;
+    if a.coverage {
+        f.coverage = true;
+    }
+    if let Some(s) = &a.sanitizer {
+        f.sanitizer = Some(s.clone()).filter(|s| s != "none");
+    }
+    if let Some(p) = a.priority {
+        f.priority = p;
+    }
+    if let Some(b) = &a.branch {
+        f.branch = b.clone();
+    }
+    if let Some(t) = &a.tag {
+        f.tag = Some(t.clone()).filter(|t| !t.is_empty());
+    }
+    Ok(TrimContext {
+        finish: f,
+        test_ids: var("CI_TEST_IDS").filter(|s| !s.is_empty()),
+        test_selection: var("CI_TEST_SELECTION").filter(|s| !s.is_empty()),
+    })
+}
+
+#[allow(dead_code)]
+fn unused(_: BTreeMap<(), ()>) {}
