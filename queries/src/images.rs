@@ -44,7 +44,7 @@ pub struct Image {
     pub dir: String,
     pub publish: bool,
     pub mainline: bool,
-    /// Image names from `MZFROM` lines, in Dockerfile order (deduplicated).
+    /// Image names from `MZFROM` lines, in Dockerfile order (repeats kept, as the reference lists them).
     pub depends_on: Vec<String>,
     pub pre_images: Vec<PreImage>,
 }
@@ -232,10 +232,7 @@ pub fn parse_mzfrom(bytes: &[u8]) -> Vec<String> {
             .iter()
             .position(|b| b.is_ascii_whitespace())
             .unwrap_or(rest.len());
-        let name = String::from_utf8_lossy(&rest[..end]).into_owned();
-        if !out.contains(&name) {
-            out.push(name);
-        }
+        out.push(String::from_utf8_lossy(&rest[..end]).into_owned());
     }
     out
 }
