@@ -1,6 +1,6 @@
 //! The command line.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -78,6 +78,19 @@ pub enum Command {
     },
     /// Check the ci-builder images; print the bootstrap pipeline if any is missing.
     Bootstrap(BootstrapArgs),
+    /// Why a step is kept or trimmed: the chain of evidence.
+    Explain {
+        /// The step id.
+        step: String,
+        #[command(flatten)]
+        changes: ChangeArgs,
+    },
+    /// Which steps a change to these paths would keep, and why (no git needed).
+    Affected {
+        /// Repo-relative paths.
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -233,6 +246,8 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         }
         Command::Bootstrap(a) => cmd_bootstrap(g, a),
         Command::Trim(a) => cmd_trim(g, a),
+        Command::Explain { step, changes } => cmd_explain(g, step, changes),
+        Command::Affected { paths } => cmd_affected(g, paths),
     }
 }
 
@@ -671,5 +686,45 @@ fn trim_context(g: &Global, a: &TrimArgs) -> Result<TrimContext, Error> {
     })
 }
 
-#[allow(dead_code)]
-fn unused(_: BTreeMap<(), ()>) {}
+/// A session with its change set applied, and the plan.
+fn planned(g: &Global, paths: Vec<String>, unknown: Option<String>) -> Result<(Session, std::sync::Arc<Plan>), Error> {
+    let mut s = session(g)?;
+    s.set_changes(paths, unknown);
+    let p = plan(&s.db, s.ws).clone()?;
+    Ok((s, p))
+}
+
+fn cmd_explain(g: &Global, step: &str, a: &ChangeArgs) -> Result<i32, Error> {
+    let root = g.repo.clone();
+    let (paths, unknown, _) = resolve_changes(&root, a)?;
+    let (s, p) = planned(g, paths, unknown)?;
+    let graph = image_graph(&s.db, s.ws.files(&s.db)).clone().ok();
+    let Some(d) = p.steps.iter().find(|d| d.id == step) else {
+        let known: Vec<&str> = p.steps.iter().map(|d| d.id.as_str()).collect();
+        return Err(Error::Usage(format!(
+            "no step `{step}` in the pipeline (hint: one of {})",
+            known.iter().take(12).map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+        )));
+    };
+    let text = crate::explain::explain_text(d, graph.as_deref());
+    print_out(g, &crate::explain::explain_json(d, graph.as_deref()), &text)
+}
+
+fn cmd_affected(g: &Global, paths: &[String]) -> Result<i32, Error> {
+    let paths: Vec<String> = paths.iter().map(|p| p.trim_start_matches("./").to_string()).collect();
+    let (s, p) = planned(g, paths, None)?;
+    let graph = image_graph(&s.db, s.ws.files(&s.db)).clone().ok();
+    let kept: Vec<_> = p.steps.iter().filter(|d| d.kept).collect();
+    let mut text = String::new();
+    for d in &kept {
+        text.push_str(&crate::explain::explain_text(d, graph.as_deref()));
+    }
+    if kept.is_empty() {
+        text.push_str("no step would run for these paths\n");
+    }
+    let json = json!({
+        "steps": kept.iter().map(|d| crate::explain::explain_json(d, graph.as_deref())).collect::<Vec<_>>(),
+        "errors": p.errors,
+    });
+    print_out(g, &json, &text)
+}

@@ -9,6 +9,7 @@ pub mod builder;
 pub mod cli;
 pub mod env;
 pub mod error;
+pub mod explain;
 pub mod finish;
 pub mod git;
 pub mod load;
