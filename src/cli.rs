@@ -581,6 +581,7 @@ fn cmd_trim(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
             let changes = s.ws.changes(db).paths(db).clone();
             let changed = |inputs: &[String]| -> bool {
                 match pipetrim_queries::pathspec::PathspecSet::new(inputs) {
+                    Ok(set) if set.is_empty() => false,
                     Ok(set) => changes.iter().any(|c| set.matches(c)),
                     Err(_) => true,
                 }
@@ -687,7 +688,11 @@ fn trim_context(g: &Global, a: &TrimArgs) -> Result<TrimContext, Error> {
 }
 
 /// A session with its change set applied, and the plan.
-fn planned(g: &Global, paths: Vec<String>, unknown: Option<String>) -> Result<(Session, std::sync::Arc<Plan>), Error> {
+fn planned(
+    g: &Global,
+    paths: Vec<String>,
+    unknown: Option<String>,
+) -> Result<(Session, std::sync::Arc<Plan>), Error> {
     let mut s = session(g)?;
     s.set_changes(paths, unknown);
     let p = plan(&s.db, s.ws).clone()?;
@@ -703,7 +708,12 @@ fn cmd_explain(g: &Global, step: &str, a: &ChangeArgs) -> Result<i32, Error> {
         let known: Vec<&str> = p.steps.iter().map(|d| d.id.as_str()).collect();
         return Err(Error::Usage(format!(
             "no step `{step}` in the pipeline (hint: one of {})",
-            known.iter().take(12).map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+            known
+                .iter()
+                .take(12)
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
     };
     let text = crate::explain::explain_text(d, graph.as_deref());
@@ -711,7 +721,10 @@ fn cmd_explain(g: &Global, step: &str, a: &ChangeArgs) -> Result<i32, Error> {
 }
 
 fn cmd_affected(g: &Global, paths: &[String]) -> Result<i32, Error> {
-    let paths: Vec<String> = paths.iter().map(|p| p.trim_start_matches("./").to_string()).collect();
+    let paths: Vec<String> = paths
+        .iter()
+        .map(|p| p.trim_start_matches("./").to_string())
+        .collect();
     let (s, p) = planned(g, paths, None)?;
     let graph = image_graph(&s.db, s.ws.files(&s.db)).clone().ok();
     let kept: Vec<_> = p.steps.iter().filter(|d| d.kept).collect();

@@ -16,7 +16,11 @@ pub struct Link {
 }
 
 fn link(kind: &'static str, name: impl Into<String>, edge: impl Into<String>) -> Link {
-    Link { kind, name: name.into(), edge: edge.into() }
+    Link {
+        kind,
+        name: name.into(),
+        edge: edge.into(),
+    }
 }
 
 /// The path of image names from `from` down to `to` along MZFROM edges.
@@ -35,7 +39,10 @@ pub fn mzfrom_path(graph: &ImageGraph, from: &str, to: &str) -> Option<Vec<Strin
             path.reverse();
             return Some(path);
         }
-        let mut deps = graph.get(&n).map(|i| i.depends_on.clone()).unwrap_or_default();
+        let mut deps = graph
+            .get(&n)
+            .map(|i| i.depends_on.clone())
+            .unwrap_or_default();
         deps.sort();
         for d in deps {
             if seen.insert(d.clone()) {
@@ -54,46 +61,83 @@ pub fn chain(reason: &Reason, step: &str, graph: Option<&ImageGraph>) -> Vec<Lin
             let mut v = vec![link("file", path, "changed")];
             match origin {
                 GlobOrigin::Explicit => v.push(link("glob", glob, "matches input glob")),
-                GlobOrigin::CompositionDir { composition } => {
-                    v.push(link("composition", composition, format!("lies in the directory `{glob}` of composition")))
-                }
-                GlobOrigin::Import { composition } => {
-                    v.push(link("composition", composition, "is imported (transitively) by composition"))
-                }
+                GlobOrigin::CompositionDir { composition } => v.push(link(
+                    "composition",
+                    composition,
+                    format!("lies in the directory `{glob}` of composition"),
+                )),
+                GlobOrigin::Import { composition } => v.push(link(
+                    "composition",
+                    composition,
+                    "is imported (transitively) by composition",
+                )),
             }
             v.push(link("step", step, "which is an input of step"));
             v
         }
-        Reason::Image { image, used, used_by, path, input } => {
+        Reason::Image {
+            image,
+            used,
+            used_by,
+            path,
+            input,
+        } => {
             let mut v = vec![link("file", path, "changed")];
             match &input.origin {
-                Origin::Context => v.push(link("image", image, "is in the context directory of image")),
-                Origin::CargoShared => v.push(link("image", image, "is a shared cargo input of image")),
+                Origin::Context => {
+                    v.push(link("image", image, "is in the context directory of image"))
+                }
+                Origin::CargoShared => {
+                    v.push(link("image", image, "is a shared cargo input of image"))
+                }
                 Origin::Copy => v.push(link("image", image, "is copied by a pre-image of image")),
                 Origin::Crate { target, chain } => {
                     let mut crates = chain.clone();
                     crates.reverse();
                     for (i, c) in crates.iter().enumerate() {
-                        let edge = if i == 0 { "belongs to crate" } else { "a path dependency of crate" };
+                        let edge = if i == 0 {
+                            "belongs to crate"
+                        } else {
+                            "a path dependency of crate"
+                        };
                         v.push(link("crate", c, edge));
                     }
                     v.push(link("bin", target, "built into"));
-                    v.push(link("image", image, "by the cargo-build pre-image of image"));
+                    v.push(link(
+                        "image",
+                        image,
+                        "by the cargo-build pre-image of image",
+                    ));
                 }
             }
             if image != used {
-                let path = graph.and_then(|g| mzfrom_path(g, used, image)).unwrap_or_else(|| vec![used.clone(), image.clone()]);
+                let path = graph
+                    .and_then(|g| mzfrom_path(g, used, image))
+                    .unwrap_or_else(|| vec![used.clone(), image.clone()]);
                 // path runs used → … → image; walk it backwards.
                 for n in path.iter().rev().skip(1) {
                     v.push(link("image", n, "MZFROM of image"));
                 }
             }
-            v.push(link("step", step, format!("used through {used_by} by step")));
+            v.push(link(
+                "step",
+                step,
+                format!("used through {used_by} by step"),
+            ));
             v
         }
-        Reason::DependedOn { step: by } => vec![link("step", by, "kept step"), link("step", step, "depends on step")],
-        Reason::FailSafe { diagnostic } => vec![link("step", step, format!("kept fail-safe: {diagnostic}"))],
-        Reason::ChangesUnknown { why } => vec![link("step", step, format!("kept: the change set is unknown ({why})"))],
+        Reason::DependedOn { step: by } => vec![
+            link("step", by, "kept step"),
+            link("step", step, "depends on step"),
+        ],
+        Reason::FailSafe { diagnostic } => {
+            vec![link("step", step, format!("kept fail-safe: {diagnostic}"))]
+        }
+        Reason::ChangesUnknown { why } => vec![link(
+            "step",
+            step,
+            format!("kept: the change set is unknown ({why})"),
+        )],
     }
 }
 
@@ -102,7 +146,9 @@ pub fn render_chain(chain: &[Link]) -> String {
     for (i, l) in chain.iter().enumerate() {
         match (i, l.kind) {
             (0, "file") => out.push_str(&format!("`{}` {}", l.name, l.edge)),
-            (0, _) if l.edge.starts_with("kept") => out.push_str(&format!("step `{}` {}", l.name, l.edge)),
+            (0, _) if l.edge.starts_with("kept") => {
+                out.push_str(&format!("step `{}` {}", l.name, l.edge))
+            }
             (0, _) => out.push_str(&format!("{} `{}`", l.edge, l.name)),
             _ => out.push_str(&format!(" → {} `{}`", l.edge, l.name)),
         }
@@ -130,10 +176,15 @@ pub fn explain_text(d: &StepDecision, graph: Option<&ImageGraph>) -> String {
         }
         let more = d.reasons.len().saturating_sub(5);
         if more > 0 {
-            out.push_str(&format!("  … and {more} more reasons (use --format json for all)\n"));
+            out.push_str(&format!(
+                "  … and {more} more reasons (use --format json for all)\n"
+            ));
         }
     } else {
-        out.push_str(&format!("step `{}` is TRIMMED: none of its inputs changed\n", d.id));
+        out.push_str(&format!(
+            "step `{}` is TRIMMED: none of its inputs changed\n",
+            d.id
+        ));
         if !d.has_inputs {
             out.push_str("  it has no inputs, so no change can keep it\n");
         }
@@ -141,14 +192,21 @@ pub fn explain_text(d: &StepDecision, graph: Option<&ImageGraph>) -> String {
             out.push_str(&format!("  globs checked: {}\n", d.globs.join(" ")));
         }
         if !d.images.is_empty() {
-            out.push_str(&format!("  images checked (with their MZFROM images and pre-image crates): {}\n", d.images.join(" ")));
+            out.push_str(&format!(
+                "  images checked (with their MZFROM images and pre-image crates): {}\n",
+                d.images.join(" ")
+            ));
         }
     }
     out
 }
 
 pub fn explain_json(d: &StepDecision, graph: Option<&ImageGraph>) -> Value {
-    let chains: Vec<Value> = d.reasons.iter().map(|r| json!({"reason": r, "chain": chain(r, &d.id, graph)})).collect();
+    let chains: Vec<Value> = d
+        .reasons
+        .iter()
+        .map(|r| json!({"reason": r, "chain": chain(r, &d.id, graph)}))
+        .collect();
     json!({
         "id": d.id, "kept": d.kept, "changed": d.changed, "depends_on": d.depends_on,
         "globs": d.globs, "images": d.images, "changed_inputs": d.changed_inputs, "evidence": chains,

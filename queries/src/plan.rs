@@ -7,7 +7,7 @@ use crate::db::{Db, Workspace};
 use crate::diag::Diagnostic;
 use crate::images::{compositions, image_graph};
 use crate::inputs::{Input, image_inputs};
-use crate::pathspec::PathspecSet;
+use crate::pathspec::{Pathspec, PathspecSet};
 use crate::pipeline::{StepKind, template};
 use crate::python::{composition_images, composition_imports};
 
@@ -370,29 +370,21 @@ fn match_step(
 ) {
     // Exclude pathspecs of the step's inputs apply to every input, as they do
     // in the reference's single `git diff -- <inputs>` call.
-    let excludes: Vec<&String> = step
+    let excludes: Vec<Pathspec> = step
         .inputs
         .iter()
-        .filter(|s| s.starts_with(":!") || s.starts_with(":^") || s.starts_with(":(exclude"))
+        .filter_map(|s| Pathspec::parse(s).ok())
+        .filter(Pathspec::is_exclude)
         .collect();
-    let exclude_set = if excludes.is_empty() {
-        None
-    } else {
-        PathspecSet::new(excludes.iter().map(|s| s.replacen(":!", ":", 1))).ok()
-    };
-    let excluded = |p: &str| {
-        exclude_set
-            .as_ref()
-            .is_some_and(|_| !include_only_excludes(&excludes, p))
-    };
+    let excluded = |p: &str| excludes.iter().any(|e| e.matches(p));
     let mut hit = BTreeSet::new();
     for (glob, origin) in &si.globs {
-        if excludes.contains(&glob) {
-            continue;
-        }
-        let Ok(spec) = PathspecSet::new([glob]) else {
+        let Ok(spec) = Pathspec::parse(glob) else {
             continue;
         };
+        if spec.is_exclude() {
+            continue;
+        }
         for p in changes {
             if spec.matches(p) && !excluded(p) {
                 hit.insert(p.clone());
@@ -438,17 +430,6 @@ fn match_step(
             }
         }
     }
-    // Images with broken inputs keep the step.
-    for u in &si.unsure {
-        let _ = u;
-    }
     d.changed_inputs = hit.into_iter().collect();
     d.changed |= !d.changed_inputs.is_empty();
-}
-
-/// Whether `p` survives the exclude pathspecs (is not excluded by any).
-fn include_only_excludes(excludes: &[&String], p: &str) -> bool {
-    PathspecSet::new(excludes.iter().map(|s| s.as_str()))
-        .map(|s| s.matches(p))
-        .unwrap_or(true)
 }
