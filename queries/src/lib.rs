@@ -7,6 +7,7 @@
 pub mod db;
 pub mod diag;
 pub mod paths;
+pub mod python;
 
 pub use db::{
     ChangeSet, Database, Db, File, FileContent, FileMode, FileSet, Loader, Options, Workspace,
