@@ -123,6 +123,11 @@ fn real_checkouts_match_the_reference() {
             let _ = composition_imports(&db, ws.files, ws.options, db.file(&c));
         }
         let cold = started.elapsed();
+        let started = Instant::now();
+        for c in common::compositions(&paths) {
+            let _ = composition_images(&db, ws.files, ws.options, db.file(&c));
+        }
+        let cold_images = started.elapsed();
 
         let mut used = Tally::default();
         let mut all = Tally::default();
@@ -207,7 +212,7 @@ fn real_checkouts_match_the_reference() {
             );
         }
         println!(
-            "{commit}: cold import closure of {} compositions: {cold:?}",
+            "{commit}: cold import closure of {} compositions: {cold:?}; then their images: {cold_images:?} (timing only, not asserted)",
             common::compositions(&paths).len()
         );
         if used.missing_imports > 0 || used.missing_images > 0 {

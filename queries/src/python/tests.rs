@@ -7,7 +7,10 @@ use super::summary::{ArgKey, ArgValue, ParamDefault, ScopeKind, Value, summarize
 use super::*;
 use crate::db::{Database, Db, FileMode, MemoryLoader, Workspace};
 
-fn imports(src: &str) -> Vec<(u32, String, Option<Vec<String>>, bool, bool)> {
+/// (level, module, bound names, in_function, type_checking).
+type ImportRow = (u32, String, Option<Vec<String>>, bool, bool);
+
+fn imports(src: &str) -> Vec<ImportRow> {
     let s = summarize(src);
     assert_eq!(s.parse_error, None, "{src}");
     s.imports
