@@ -198,6 +198,33 @@ fn real_checkouts_match_the_reference() {
                 );
             }
         }
+        // --lazy-imports: how much the closures of the used compositions grow
+        // (SPEC §4.2 quotes about +96 %, 1,258 files at a real commit).
+        let (lazy_db, lazy_ws) = common::database(&root, paths.clone(), true);
+        let (mut eager_total, mut lazy_total) = (0usize, 0usize);
+        for comp in reference["compositions"].as_array().into_iter().flatten() {
+            if comp["used_by_test_pipeline"].as_bool() != Some(true) {
+                continue;
+            }
+            let Some(dir) = comp["path"].as_str() else {
+                continue;
+            };
+            let path = format!("{dir}/mzcompose.py");
+            eager_total += composition_imports(&db, ws.files, ws.options, db.file(&path))
+                .files
+                .len();
+            lazy_total += composition_imports(
+                &lazy_db,
+                lazy_ws.files,
+                lazy_ws.options,
+                lazy_db.file(&path),
+            )
+            .files
+            .len();
+        }
+        println!(
+            "{commit}: --lazy-imports closures of the used compositions: {eager_total} → {lazy_total} files (informational)"
+        );
         for (set, t) in [("used", &used), ("all", &all)] {
             println!(
                 "{commit:<5} {set:<6} {:>5} {:>8} {:>8} {:>6} {:>7} {:>8} {:>6} {:>6}",
