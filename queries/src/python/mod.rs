@@ -1,32 +1,19 @@
-//! Temporary stand-in; replaced by the static import and image analysis.
-use crate::db::{Db, File, FileSet, Options};
-use crate::diag::Diagnostic;
+//! Python analysis (SPEC §4.1, §4.2): per-file summaries from a real Python
+//! parser, import resolution and closure, and the images a composition uses.
+//!
+//! Layering: [`summary`] is the only code that sees a syntax tree;
+//! [`imports`] and [`images`] read summaries, so an edit re-parses one file.
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
-pub struct ImportClosure {
-    pub files: Vec<String>,
-    pub unsure: Vec<Diagnostic>,
-}
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
-pub struct CompositionImages {
-    pub names: Vec<String>,
-    pub every_image: Option<Diagnostic>,
-}
-#[salsa::tracked(returns(ref))]
-pub fn composition_imports(
-    _db: &dyn Db,
-    _files: FileSet,
-    _options: Options,
-    _composition: File,
-) -> ImportClosure {
-    ImportClosure::default()
-}
-#[salsa::tracked(returns(ref))]
-pub fn composition_images(
-    _db: &dyn Db,
-    _files: FileSet,
-    _options: Options,
-    _composition: File,
-) -> CompositionImages {
-    CompositionImages::default()
-}
+pub mod images;
+pub mod imports;
+pub mod summary;
+
+pub use images::{CompositionImages, ImageSource, composition_images};
+pub use imports::{
+    DirectImports, Edge, ImportClosure, ModuleIndex, Via, composition_imports, direct_imports,
+    module_index,
+};
+pub use summary::{ModuleSummary, module_summary, summarize};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,451 @@
+//! The images a composition uses, derived statically (SPEC §4.1).
+//!
+//! The reference executes the composition and reads `"mzbuild"` from each
+//! service's config. pipetrim never runs repository code: it follows the
+//! names the composition references to class and function definitions and
+//! collects every value those can store under `"mzbuild"`. The result must be
+//! a superset of the reference's; anything it cannot determine makes the
+//! composition use every image.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+
+use crate::db::{Db, File, FileSet, Options};
+use crate::diag::Diagnostic;
+
+use super::imports::Lookup;
+use super::summary::{
+    Arg, ArgKey, ArgValue, ModuleSummary, ParamDefault, ScopeKind, Value, module_summary,
+};
+
+/// Where an image name came from, for `explain`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ImageSource {
+    pub file: String,
+    pub line: usize,
+    /// The class or function holding the value (`None`: module level).
+    pub scope: Option<String>,
+}
+
+/// The candidate images of a composition.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CompositionImages {
+    /// Candidate image names, sorted; the caller drops names that are not
+    /// images of the repository (as the reference does).
+    pub names: Vec<String>,
+    /// Set when some value could not be determined: the composition uses
+    /// every image (fail safe); says where.
+    pub every_image: Option<Diagnostic>,
+    /// For each name, the places that contribute it.
+    pub via: BTreeMap<String, Vec<ImageSource>>,
+}
+
+/// A definition: a module-level class or function of a file.
+type ScopeId = (File, usize);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Target {
+    Scope(File, usize),
+    Module(File),
+}
+
+/// Arguments some call passes to a definition; `forward` is the subclass
+/// whose `super().__init__` passed them (its parameters may be forwarded).
+struct ArgSource {
+    args: Vec<Arg>,
+    forward: Option<ScopeId>,
+}
+
+struct Analysis<'db> {
+    db: &'db dyn Db,
+    files: FileSet,
+    options: Options,
+    every_image: Option<Diagnostic>,
+}
+
+const MAX_DEPTH: usize = 32;
+
+impl<'db> Analysis<'db> {
+    fn summary(&self, file: File) -> &'db ModuleSummary {
+        module_summary(self.db, file)
+    }
+
+    fn unknown(&mut self, diag: Diagnostic) {
+        if self.every_image.is_none() {
+            self.every_image = Some(diag);
+        }
+    }
+
+    /// What `name` is bound to in `file` (module level, plus the imports of
+    /// definition `owner`).
+    fn lookup_name(
+        &mut self,
+        file: File,
+        owner: Option<usize>,
+        name: &str,
+        depth: usize,
+    ) -> Vec<Target> {
+        let mut out = Vec::new();
+        if depth > MAX_DEPTH {
+            return out;
+        }
+        let db = self.db;
+        let summary = self.summary(file);
+        let path = file.path(db).as_str();
+        if let Some(err) = &summary.parse_error {
+            self.unknown(
+                Diagnostic::in_file(
+                    path,
+                    format!("cannot tell what `{name}` is: {}", err.message),
+                )
+                .at_line(err.line)
+                .hint("the composition is taken to use every image"),
+            );
+            return out;
+        }
+        for (i, s) in summary.scopes.iter().enumerate() {
+            if s.name == name {
+                out.push(Target::Scope(file, i));
+            }
+        }
+        for a in summary.aliases.iter().filter(|a| a.name == name) {
+            out.extend(self.resolve(file, None, &a.target, depth + 1));
+        }
+        let lookup = Lookup::new(db, self.files, self.options, path);
+        for imp in &summary.imports {
+            if imp.owner.is_some() && imp.owner != owner {
+                continue;
+            }
+            let Some(module) = lookup.absolute(path, imp.level, &imp.module) else {
+                continue;
+            };
+            match &imp.names {
+                None => {
+                    let bound = match &imp.asname {
+                        Some(a) => (a == name).then(|| module.clone()),
+                        None => (module.split('.').next() == Some(name)).then(|| name.to_string()),
+                    };
+                    if let Some(m) = bound
+                        && let Some(p) = lookup.find(db, &m)
+                    {
+                        out.push(Target::Module(db.file(&p)));
+                    }
+                }
+                Some(names) => {
+                    for n in names {
+                        let star = n.name == "*";
+                        if !star && n.bound() != name {
+                            continue;
+                        }
+                        let wanted = if star { name } else { n.name.as_str() };
+                        // A namespace package has no file, only submodules.
+                        let found = match lookup.find(db, &module) {
+                            Some(mpath) => {
+                                self.lookup_name(db.file(&mpath), None, wanted, depth + 1)
+                            }
+                            None => Vec::new(),
+                        };
+                        if found.is_empty()
+                            && !star
+                            && let Some(sub) = lookup.find(db, &format!("{module}.{wanted}"))
+                        {
+                            out.push(Target::Module(db.file(&sub)));
+                        }
+                        out.extend(found);
+                    }
+                }
+            }
+        }
+        dedup(&mut out);
+        out
+    }
+
+    /// What a dotted reference `a.b.C` in `file` denotes.
+    fn resolve(
+        &mut self,
+        file: File,
+        owner: Option<usize>,
+        dotted: &str,
+        depth: usize,
+    ) -> Vec<Target> {
+        let mut parts = dotted.split('.');
+        let Some(first) = parts.next() else {
+            return Vec::new();
+        };
+        let mut current = self.lookup_name(file, owner, first, depth);
+        for attr in parts {
+            let mut next = Vec::new();
+            for t in current {
+                match t {
+                    // `Class.attr`: still the class.
+                    Target::Scope(..) => next.push(t),
+                    Target::Module(m) => {
+                        let found = self.lookup_name(m, None, attr, depth + 1);
+                        if found.is_empty() {
+                            let path = m.path(self.db).clone();
+                            let lookup = Lookup::new(self.db, self.files, self.options, &path);
+                            if let Some(name) = lookup.index.module(&path)
+                                && let Some(sub) = lookup.find(self.db, &format!("{name}.{attr}"))
+                            {
+                                next.push(Target::Module(self.db.file(&sub)));
+                            }
+                        }
+                        next.extend(found);
+                    }
+                }
+            }
+            dedup(&mut next);
+            current = next;
+        }
+        current
+    }
+}
+
+/// Removes repeated targets, keeping the first of each (deterministic order).
+fn dedup(v: &mut Vec<Target>) {
+    let mut seen = HashSet::new();
+    v.retain(|t| seen.insert(*t));
+}
+
+/// The images of a composition (SPEC §4.1).
+#[salsa::tracked(returns(ref))]
+pub fn composition_images(
+    db: &dyn Db,
+    files: FileSet,
+    options: Options,
+    composition: File,
+) -> CompositionImages {
+    let mut a = Analysis {
+        db,
+        files,
+        options,
+        every_image: None,
+    };
+    let summary = module_summary(db, composition);
+    let comp_path = composition.path(db).clone();
+    if let Some(err) = &summary.parse_error {
+        return CompositionImages {
+            every_image: Some(
+                Diagnostic::in_file(
+                    &comp_path,
+                    format!("the composition cannot be analysed: {}", err.message),
+                )
+                .at_line(err.line)
+                .hint("it is taken to use every image"),
+            ),
+            ..CompositionImages::default()
+        };
+    }
+
+    // Phase 1: every definition the composition reaches. Its own definitions
+    // all count; a function reaches what its body references; a class
+    // reaches its bases.
+    let mut reached: HashSet<ScopeId> = HashSet::new();
+    let mut order: Vec<ScopeId> = Vec::new();
+    let mut queue: VecDeque<ScopeId> = VecDeque::new();
+    let mut args_for: HashMap<ScopeId, Vec<ArgSource>> = HashMap::new();
+    let push = |id: ScopeId, reached: &mut HashSet<ScopeId>, queue: &mut VecDeque<ScopeId>| {
+        if reached.insert(id) {
+            queue.push_back(id);
+        }
+    };
+    for i in 0..summary.scopes.len() {
+        push((composition, i), &mut reached, &mut queue);
+    }
+    for r in &summary.refs {
+        for t in a.resolve(composition, None, r, 0) {
+            if let Target::Scope(f, i) = t {
+                push((f, i), &mut reached, &mut queue);
+            }
+        }
+    }
+    while let Some((file, idx)) = queue.pop_front() {
+        order.push((file, idx));
+        let s = a.summary(file);
+        let Some(scope) = s.scopes.get(idx) else {
+            continue;
+        };
+        let follow_refs = scope.kind == ScopeKind::Function || file == composition;
+        if follow_refs {
+            for r in &scope.refs {
+                for t in a.resolve(file, Some(idx), r, 0) {
+                    if let Target::Scope(f, i) = t {
+                        push((f, i), &mut reached, &mut queue);
+                    }
+                }
+            }
+        }
+        if scope.kind == ScopeKind::Class {
+            for b in &scope.bases {
+                for t in a.resolve(file, None, b, 0) {
+                    if let Target::Scope(f, i) = t {
+                        for call in &scope.super_init_calls {
+                            args_for.entry((f, i)).or_default().push(ArgSource {
+                                args: call.clone(),
+                                forward: Some((file, idx)),
+                            });
+                        }
+                        push((f, i), &mut reached, &mut queue);
+                    }
+                }
+            }
+        }
+    }
+
+    // Phase 2: the arguments the composition passes to those definitions.
+    for call in &summary.calls {
+        for t in a.resolve(composition, call.owner, &call.callee, 0) {
+            if let Target::Scope(f, i) = t {
+                args_for.entry((f, i)).or_default().push(ArgSource {
+                    args: call.args.clone(),
+                    forward: None,
+                });
+            }
+        }
+    }
+
+    // Phase 3: the values.
+    let mut via: BTreeMap<String, BTreeSet<ImageSource>> = BTreeMap::new();
+    for v in &summary.mzbuild {
+        let src = ImageSource {
+            file: comp_path.clone(),
+            line: v.line,
+            scope: None,
+        };
+        match &v.value {
+            Value::Literal(s) => {
+                via.entry(s.clone()).or_default().insert(src);
+            }
+            Value::Local { literals, .. } => {
+                for s in literals {
+                    via.entry(s.clone()).or_default().insert(src.clone());
+                }
+            }
+            Value::Param { .. } | Value::Unknown(_) => a.unknown(
+                Diagnostic::in_file(
+                    &comp_path,
+                    "an `\"mzbuild\"` value cannot be determined statically",
+                )
+                .at_line(Some(v.line))
+                .hint("the composition is taken to use every image"),
+            ),
+        }
+    }
+    for &(file, idx) in &order {
+        let s = a.summary(file);
+        let Some(scope) = s.scopes.get(idx) else {
+            continue;
+        };
+        let path = file.path(db);
+        for v in &scope.mzbuild {
+            let src = ImageSource {
+                file: path.clone(),
+                line: v.line,
+                scope: Some(scope.name.clone()),
+            };
+            let mut names = BTreeSet::new();
+            let fail = |why: String| {
+                Diagnostic::in_file(path, format!("`{}`: {why}", scope.name))
+                    .at_line(Some(v.line))
+                    .hint("the composition is taken to use every image")
+            };
+            match &v.value {
+                Value::Literal(s) => {
+                    names.insert(s.clone());
+                }
+                Value::Local { literals, .. } => names.extend(literals.iter().cloned()),
+                Value::Param {
+                    name,
+                    init,
+                    literals,
+                } => {
+                    names.extend(literals.iter().cloned());
+                    if !*init {
+                        a.unknown(fail(format!(
+                            "`\"mzbuild\"` is parameter `{name}` of an inner function"
+                        )));
+                    } else if let Err(why) =
+                        param_values(db, &args_for, (file, idx), name, &mut names, 0)
+                    {
+                        a.unknown(fail(why));
+                    }
+                }
+                Value::Unknown(why) => a.unknown(fail(why.clone())),
+            }
+            for n in names {
+                via.entry(n).or_default().insert(src.clone());
+            }
+        }
+    }
+    CompositionImages {
+        names: via.keys().cloned().collect(),
+        every_image: a.every_image,
+        via: via
+            .into_iter()
+            .map(|(k, v)| (k, v.into_iter().collect()))
+            .collect(),
+    }
+}
+
+/// The literal values parameter `name` of definition `id` can take: its
+/// default plus the literal arguments callers pass for it.
+fn param_values(
+    db: &dyn Db,
+    args_for: &HashMap<ScopeId, Vec<ArgSource>>,
+    id: ScopeId,
+    name: &str,
+    out: &mut BTreeSet<String>,
+    depth: usize,
+) -> Result<(), String> {
+    if depth > MAX_DEPTH {
+        return Err(format!("parameter `{name}` is forwarded too deeply"));
+    }
+    let summary = module_summary(db, id.0);
+    let Some(param) = summary
+        .scopes
+        .get(id.1)
+        .and_then(|s| s.params.iter().find(|p| p.name == name))
+    else {
+        return Err(format!("`{name}` is not a parameter of the constructor"));
+    };
+    match &param.default {
+        ParamDefault::Absent => {}
+        ParamDefault::Literal(s) => {
+            out.insert(s.clone());
+        }
+        ParamDefault::Other => {
+            return Err(format!(
+                "the default of parameter `{name}` is not a literal"
+            ));
+        }
+    }
+    for src in args_for.get(&id).into_iter().flatten() {
+        let given = src.args.iter().find(|a| match &a.key {
+            ArgKey::Keyword(k) => k == name,
+            ArgKey::Positional(i) => Some(*i) == param.position,
+            ArgKey::Star => false,
+        });
+        match given.map(|a| &a.value) {
+            Some(ArgValue::Str(s)) => {
+                out.insert(s.clone());
+            }
+            Some(ArgValue::None) => {}
+            Some(ArgValue::Name(n)) if src.forward.is_some() => {
+                let Some(sub) = src.forward else { continue };
+                param_values(db, args_for, sub, n, out, depth + 1)?;
+            }
+            Some(_) => {
+                return Err(format!(
+                    "an argument for parameter `{name}` is not a literal"
+                ));
+            }
+            None => {
+                if src.args.iter().any(|a| a.key == ArgKey::Star) {
+                    return Err(format!(
+                        "a call passes `*args`/`**kwargs` that may set parameter `{name}`"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,361 @@
+//! Module index, per-module import resolution and the import closure of a
+//! composition (SPEC §4.2).
+//!
+//! [`direct_imports`] resolves one file's imports to files and is its own
+//! query: editing a module re-runs its summary and its direct imports, and
+//! only closures that read them re-run.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use crate::db::{Db, File, FileSet, Options};
+use crate::diag::Diagnostic;
+use crate::paths;
+
+use super::summary::{Import, ModuleSummary, ScopeKind, module_summary};
+
+/// Dotted module names ↔ files, over the first-party roots.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ModuleIndex {
+    pub by_name: BTreeMap<String, String>,
+    pub by_path: BTreeMap<String, String>,
+    /// Directories without `__init__.py` that hold modules: namespace
+    /// packages (`materialize.mzcompose.services` is one), importable but
+    /// with no file of their own.
+    pub namespaces: BTreeSet<String>,
+}
+
+impl ModuleIndex {
+    pub fn path(&self, module: &str) -> Option<&str> {
+        self.by_name.get(module).map(String::as_str)
+    }
+
+    pub fn module(&self, path: &str) -> Option<&str> {
+        self.by_path.get(path).map(String::as_str)
+    }
+}
+
+/// `root/a/b.py` → `a.b`, `root/a/__init__.py` → `a`.
+fn module_name(rel: &str) -> Option<String> {
+    let stem = rel.strip_suffix(".py")?;
+    let stem = stem.strip_suffix("/__init__").unwrap_or(stem);
+    if stem.is_empty() || stem == "__init__" {
+        return None;
+    }
+    let parts: Vec<&str> = stem.split('/').collect();
+    // Only names Python can import (no dashes, dots or leading digits).
+    let valid = parts.iter().all(|p| {
+        !p.is_empty()
+            && !p.starts_with(|c: char| c.is_ascii_digit())
+            && p.chars().all(|c| c.is_alphanumeric() || c == '_')
+    });
+    valid.then(|| parts.join("."))
+}
+
+/// The importable modules under the first-party roots (first root wins).
+#[salsa::tracked(returns(ref))]
+pub fn module_index(db: &dyn Db, files: FileSet, options: Options) -> ModuleIndex {
+    let mut index = ModuleIndex::default();
+    for root in options.python_roots(db) {
+        let root = root.trim_end_matches('/');
+        for path in files.under(db, root) {
+            let rel = &path[root.len() + 1..];
+            if let Some(name) = module_name(rel)
+                && !index.by_name.contains_key(&name)
+            {
+                index.by_name.insert(name.clone(), path.clone());
+                index.by_path.insert(path.clone(), name);
+            }
+        }
+    }
+    let mut namespaces = BTreeSet::new();
+    for name in index.by_name.keys() {
+        let mut parts: Vec<&str> = name.split('.').collect();
+        while parts.len() > 1 {
+            parts.pop();
+            let parent = parts.join(".");
+            if !index.by_name.contains_key(&parent) {
+                namespaces.insert(parent);
+            }
+        }
+    }
+    index.namespaces = namespaces;
+    index
+}
+
+/// One resolved import: `importer` line `line` loads `target`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Edge {
+    pub target: String,
+    pub line: usize,
+    /// Inside a function body (followed only with `lazy_imports`).
+    pub in_function: bool,
+    /// Inside `if TYPE_CHECKING:` (never followed).
+    pub type_checking: bool,
+}
+
+/// A file's imports, resolved to first-party files.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct DirectImports {
+    pub edges: Vec<Edge>,
+    /// Fail-safe notes (the file does not parse, …).
+    pub unsure: Vec<Diagnostic>,
+}
+
+/// How the modules of one file's imports are looked up: the index, plus,
+/// for a file outside the roots (a composition), its own directory — the
+/// reference puts the composition's directory on `sys.path`.
+pub(crate) struct Lookup<'a> {
+    pub index: &'a ModuleIndex,
+    pub files: FileSet,
+    pub own_dir: Option<String>,
+}
+
+impl Lookup<'_> {
+    pub fn new<'a>(db: &'a dyn Db, files: FileSet, options: Options, importer: &str) -> Lookup<'a> {
+        let index = module_index(db, files, options);
+        let own_dir = index
+            .module(importer)
+            .is_none()
+            .then(|| paths::parent(importer).to_string());
+        Lookup {
+            index,
+            files,
+            own_dir,
+        }
+    }
+
+    /// The file of module `name`, if it is first-party.
+    pub fn find(&self, db: &dyn Db, name: &str) -> Option<String> {
+        if let Some(p) = self.index.path(name) {
+            return Some(p.to_string());
+        }
+        let dir = self.own_dir.as_deref()?;
+        let first = name.split('.').next()?;
+        if self.index.path(first).is_some() {
+            return None;
+        }
+        let rel = name.replace('.', "/");
+        [format!("{rel}.py"), format!("{rel}/__init__.py")]
+            .into_iter()
+            .map(|r| paths::join(dir, &r))
+            .find(|p| self.files.contains(db, p))
+    }
+
+    /// The absolute module an import names (relative ones resolved against
+    /// the importer's package), or `None` if it cannot be resolved.
+    pub fn absolute(&self, importer: &str, level: u32, module: &str) -> Option<String> {
+        if level == 0 {
+            return Some(module.to_string());
+        }
+        let me = self.index.module(importer)?;
+        let mut package: Vec<&str> = me.split('.').collect();
+        if !importer.ends_with("/__init__.py") {
+            package.pop();
+        }
+        for _ in 1..level {
+            package.pop()?;
+        }
+        if !module.is_empty() {
+            package.push(module);
+        }
+        (!package.is_empty()).then(|| package.join("."))
+    }
+
+    /// The files loading `name` loads: every parent package's `__init__.py`
+    /// and the module itself (as far as they are first-party).
+    pub fn chain(&self, db: &dyn Db, name: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut prefix = String::new();
+        for part in name.split('.') {
+            if !prefix.is_empty() {
+                prefix.push('.');
+            }
+            prefix.push_str(part);
+            match self.find(db, &prefix) {
+                Some(p) => out.push(p),
+                None if self.index.namespaces.contains(&prefix) => {}
+                None => break,
+            }
+        }
+        out
+    }
+}
+
+/// The files one import statement loads.
+fn import_targets(db: &dyn Db, lookup: &Lookup, importer: &str, imp: &Import) -> Vec<String> {
+    let Some(module) = lookup.absolute(importer, imp.level, &imp.module) else {
+        return Vec::new();
+    };
+    let mut out = lookup.chain(db, &module);
+    if let Some(names) = &imp.names {
+        for n in names.iter().filter(|n| n.name != "*") {
+            // `from pkg import name` imports `pkg.name` when it is a module.
+            if let Some(p) = lookup.find(db, &format!("{module}.{}", n.name)) {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// The modules of a package directory: its `*.py` files and its
+/// subpackages' `__init__.py`.
+fn package_modules(db: &dyn Db, files: FileSet, dir: &str, recursive: bool) -> Vec<String> {
+    files
+        .under(db, dir)
+        .iter()
+        .filter(|p| p.ends_with(".py"))
+        .filter(|p| {
+            let rest = &p[dir.len() + usize::from(!dir.is_empty())..];
+            recursive
+                || !rest.contains('/')
+                || rest.matches('/').count() == 1 && rest.ends_with("/__init__.py")
+        })
+        .cloned()
+        .collect()
+}
+
+/// The module's own functions that run while it loads: those called at
+/// load time (`X = f()`), and, transitively, the module's functions they call.
+fn functions_run_at_load(summary: &ModuleSummary) -> BTreeSet<usize> {
+    let by_name = |name: &str| {
+        summary
+            .scopes
+            .iter()
+            .position(|s| s.kind == ScopeKind::Function && s.name == name)
+    };
+    let mut run = BTreeSet::new();
+    let mut queue: Vec<usize> = summary
+        .load_calls
+        .iter()
+        .filter_map(|c| by_name(c))
+        .collect();
+    while let Some(i) = queue.pop() {
+        if run.insert(i)
+            && let Some(s) = summary.scopes.get(i)
+        {
+            queue.extend(s.called.iter().filter_map(|c| by_name(c)));
+        }
+    }
+    run
+}
+
+/// Resolves one file's imports (all of them, each flagged load-time or not).
+#[salsa::tracked(returns(ref))]
+pub fn direct_imports(db: &dyn Db, files: FileSet, options: Options, file: File) -> DirectImports {
+    let path = file.path(db).as_str();
+    let summary = module_summary(db, file);
+    let lookup = Lookup::new(db, files, options, path);
+    let mut out = DirectImports::default();
+    let dir = paths::parent(path);
+    if let Some(err) = &summary.parse_error {
+        // Fail safe: the whole package directory counts as imported.
+        for target in package_modules(db, files, dir, true) {
+            if target != path {
+                out.edges.push(Edge {
+                    target,
+                    line: err.line.unwrap_or(1),
+                    in_function: false,
+                    type_checking: false,
+                });
+            }
+        }
+        out.unsure.push(
+            Diagnostic::in_file(path, format!("cannot read the imports: {}", err.message))
+                .at_line(err.line)
+                .hint(format!("every module under `{dir}` is counted as imported")),
+        );
+        return out;
+    }
+    let run_at_load = functions_run_at_load(summary);
+    for imp in &summary.imports {
+        // A function called at load time runs its imports at load time.
+        let in_function = imp.in_function && !imp.owner.is_some_and(|o| run_at_load.contains(&o));
+        for target in import_targets(db, &lookup, path, imp) {
+            out.edges.push(Edge {
+                target,
+                line: imp.line,
+                in_function,
+                type_checking: imp.type_checking,
+            });
+        }
+    }
+    for d in &summary.dynamic_imports {
+        // The module is computed at run time: every module of the package.
+        for target in package_modules(db, files, dir, false) {
+            if target != path {
+                out.edges.push(Edge {
+                    target,
+                    line: d.line,
+                    in_function: d.in_function,
+                    type_checking: d.type_checking,
+                });
+            }
+        }
+    }
+    out.edges.sort();
+    out.edges.dedup();
+    out
+}
+
+/// Why a file is in a closure: the first import that reached it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Via {
+    pub importer: String,
+    pub line: usize,
+    /// The import is inside a function (reached only with `lazy_imports`).
+    pub function_level: bool,
+}
+
+/// The first-party files a composition loads (SPEC §4.2).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ImportClosure {
+    /// Sorted; as `bin/ci-python-imports` lists them (submodules of a
+    /// top-level package only: not `materialize/__init__.py`, not the
+    /// composition).
+    pub files: Vec<String>,
+    pub unsure: Vec<Diagnostic>,
+    /// For every file reached (listed or not), the edge that first reached it.
+    pub via: BTreeMap<String, Via>,
+}
+
+/// Breadth-first closure of [`direct_imports`] from the composition file.
+#[salsa::tracked(returns(ref))]
+pub fn composition_imports(
+    db: &dyn Db,
+    files: FileSet,
+    options: Options,
+    composition: File,
+) -> ImportClosure {
+    let lazy = options.lazy_imports(db);
+    let index = module_index(db, files, options);
+    let start = composition.path(db).clone();
+    let mut out = ImportClosure::default();
+    let mut seen: BTreeSet<String> = BTreeSet::from([start.clone()]);
+    let mut queue = VecDeque::from([(start, composition)]);
+    while let Some((path, file)) = queue.pop_front() {
+        let direct = direct_imports(db, files, options, file);
+        out.unsure.extend(direct.unsure.iter().cloned());
+        for e in &direct.edges {
+            if e.type_checking || (e.in_function && !lazy) {
+                continue;
+            }
+            if seen.insert(e.target.clone()) {
+                out.via.insert(
+                    e.target.clone(),
+                    Via {
+                        importer: path.clone(),
+                        line: e.line,
+                        function_level: e.in_function,
+                    },
+                );
+                queue.push_back((e.target.clone(), db.file(&e.target)));
+            }
+        }
+    }
+    out.files = seen
+        .into_iter()
+        .filter(|p| index.module(p).is_some_and(|m| m.contains('.')))
+        .collect();
+    out
+}

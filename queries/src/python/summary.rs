@@ -1,0 +1,826 @@
+//! One parse per Python file: everything the import closure and the image
+//! analysis need, extracted into plain data.
+//!
+//! The summary is the only query that looks at the syntax tree, so editing a
+//! file re-parses that file alone; the other queries read summaries.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ruff_python_ast::visitor::{self, Visitor};
+use ruff_python_ast::{self as ast, Expr, Stmt};
+use ruff_text_size::{Ranged, TextSize};
+
+use crate::db::{Db, File};
+
+/// What one Python file says, as far as pipetrim cares.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ModuleSummary {
+    /// Every `import` / `from … import` and every dynamic import with a
+    /// literal argument, in source order.
+    pub imports: Vec<Import>,
+    /// Dynamic imports whose argument is not a literal (the module is unknown).
+    pub dynamic_imports: Vec<DynamicImport>,
+    /// Module-level classes and functions (nested definitions belong to
+    /// their top-level owner).
+    pub scopes: Vec<Scope>,
+    /// Module-level `X = f(…)` and `X = a.b` bindings.
+    pub aliases: Vec<Alias>,
+    /// Dotted names read by module-level code outside any definition.
+    pub refs: Vec<String>,
+    /// Values assigned to an `"mzbuild"` key outside any definition.
+    pub mzbuild: Vec<MzbuildValue>,
+    /// Calls with at least one argument whose callee is a dotted name.
+    pub calls: Vec<Call>,
+    /// Dotted callees of the calls that run at load time (module level and
+    /// class bodies, not function bodies): their bodies' imports run then too.
+    pub load_calls: Vec<String>,
+    /// The first syntax error, if the file does not parse (or is not text).
+    pub parse_error: Option<ParseFailure>,
+}
+
+/// A syntax error (or unreadable file): the summary is then empty.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ParseFailure {
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+/// One imported module (one alias of an `import` statement, or one
+/// `from … import` statement).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Import {
+    /// Number of leading dots (relative import); 0 for absolute.
+    pub level: u32,
+    /// The dotted module (may be empty for `from . import x`).
+    pub module: String,
+    /// `from module import names`; `None` for `import module [as x]`.
+    pub names: Option<Vec<ImportedName>>,
+    /// `import a.b as c` binds `c`; `import a.b` binds `a`.
+    pub asname: Option<String>,
+    /// 1-based line of the statement.
+    pub line: usize,
+    /// Inside a function body: runs when the function is called, not at load.
+    pub in_function: bool,
+    /// Inside `if TYPE_CHECKING:`: never runs.
+    pub type_checking: bool,
+    /// The module-level class or function it sits in (index into `scopes`).
+    pub owner: Option<usize>,
+}
+
+impl Import {
+    /// Whether the import runs when the module is loaded.
+    pub fn at_load_time(&self) -> bool {
+        !self.in_function && !self.type_checking
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ImportedName {
+    pub name: String,
+    pub asname: Option<String>,
+}
+
+impl ImportedName {
+    pub fn bound(&self) -> &str {
+        self.asname.as_deref().unwrap_or(&self.name)
+    }
+}
+
+/// `importlib.import_module(x)` / `__import__(x)` with a non-literal `x`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DynamicImport {
+    pub line: usize,
+    pub in_function: bool,
+    pub type_checking: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ScopeKind {
+    Class,
+    Function,
+}
+
+/// A module-level class or function.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Scope {
+    pub name: String,
+    pub kind: ScopeKind,
+    pub line: usize,
+    /// Base classes as dotted names (classes only).
+    pub bases: Vec<String>,
+    /// Parameters of the function, or of the class's `__init__` (without `self`).
+    pub params: Vec<Param>,
+    /// Every value the definition can assign to an `"mzbuild"` key.
+    pub mzbuild: Vec<MzbuildValue>,
+    /// Dotted names the body reads (annotations excluded).
+    pub refs: Vec<String>,
+    /// Arguments of `super().__init__(…)` calls in the class body.
+    pub super_init_calls: Vec<Vec<Arg>>,
+    /// Dotted callees of every call in the body.
+    pub called: Vec<String>,
+}
+
+/// A parameter: its name, position (for positional arguments) and default.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Param {
+    pub name: String,
+    /// Index among the positional parameters (`self` not counted); `None`
+    /// for keyword-only parameters.
+    pub position: Option<usize>,
+    pub default: ParamDefault,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ParamDefault {
+    /// No default, or `None`: contributes no value.
+    Absent,
+    Literal(String),
+    /// A default that is not a string literal (cannot be determined).
+    Other,
+}
+
+/// A value assigned to an `"mzbuild"` key, with where it is.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MzbuildValue {
+    pub line: usize,
+    pub value: Value,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Value {
+    /// `"mzbuild": "postgres"`.
+    Literal(String),
+    /// `"mzbuild": name` where every assignment of `name` is a literal.
+    Local { var: String, literals: Vec<String> },
+    /// `"mzbuild": mzbuild` where `mzbuild` is a parameter of the enclosing
+    /// function (`init`: of a module-level function or a class's `__init__`,
+    /// so callers' arguments reach it);
+    /// `literals` are literal re-assignments in the body.
+    Param {
+        name: String,
+        init: bool,
+        literals: Vec<String>,
+    },
+    /// Anything else: the composition must use every image.
+    Unknown(String),
+}
+
+/// A module-level alias: `X = f(…)` (`call`) or `X = a.b`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Alias {
+    pub name: String,
+    pub target: String,
+    pub call: bool,
+    pub line: usize,
+}
+
+/// A call `callee(args)`, recorded for its literal arguments.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Call {
+    pub callee: String,
+    pub line: usize,
+    pub owner: Option<usize>,
+    pub args: Vec<Arg>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Arg {
+    pub key: ArgKey,
+    pub value: ArgValue,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ArgKey {
+    Positional(usize),
+    Keyword(String),
+    /// `*args` or `**kwargs`: may fill any parameter.
+    Star,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ArgValue {
+    Str(String),
+    None,
+    Name(String),
+    Other,
+}
+
+/// Parses `file` once and extracts its [`ModuleSummary`].
+#[salsa::tracked(returns(ref))]
+pub fn module_summary(db: &dyn Db, file: File) -> ModuleSummary {
+    match file.text(db) {
+        Ok(text) => summarize(text),
+        Err(why) => ModuleSummary {
+            parse_error: Some(ParseFailure {
+                line: None,
+                message: format!("file {why}"),
+            }),
+            ..ModuleSummary::default()
+        },
+    }
+}
+
+/// The summary of Python source text (the pure part of [`module_summary`]).
+pub fn summarize(text: &str) -> ModuleSummary {
+    let lines = LineIndex::new(text);
+    let parsed = match ruff_python_parser::parse_module(text) {
+        Ok(p) => p,
+        Err(e) => {
+            return ModuleSummary {
+                parse_error: Some(ParseFailure {
+                    line: Some(lines.line(e.location.start())),
+                    message: format!("syntax error: {}", e.error),
+                }),
+                ..ModuleSummary::default()
+            };
+        }
+    };
+    let body = &parsed.syntax().body;
+    let mut w = Walker {
+        lines,
+        out: ModuleSummary::default(),
+        ctx: Ctx::default(),
+        funcs: Vec::new(),
+        module_locals: assignments(body),
+        refs: BTreeSet::new(),
+        scope_refs: Vec::new(),
+    };
+    w.visit_body(body);
+    let mut out = w.out;
+    out.refs = w.refs.into_iter().collect();
+    for (scope, refs) in out.scopes.iter_mut().zip(w.scope_refs) {
+        scope.refs = refs.into_iter().collect();
+    }
+    out
+}
+
+/// Byte offset → 1-based line.
+struct LineIndex {
+    starts: Vec<u32>,
+}
+
+impl LineIndex {
+    fn new(text: &str) -> Self {
+        let mut starts = vec![0];
+        for (i, b) in text.bytes().enumerate() {
+            if b == b'\n' {
+                starts.push(u32::try_from(i + 1).unwrap_or(u32::MAX));
+            }
+        }
+        LineIndex { starts }
+    }
+
+    fn line(&self, at: TextSize) -> usize {
+        self.starts.partition_point(|&s| s <= at.to_u32())
+    }
+}
+
+/// Where the walker is: decides load time vs. function level and who owns
+/// what it finds.
+#[derive(Clone, Copy, Default)]
+struct Ctx {
+    in_function: bool,
+    type_checking: bool,
+    owner: Option<usize>,
+}
+
+/// The enclosing function of a value: its parameters and local assignments.
+struct FuncCtx {
+    params: BTreeSet<String>,
+    init: bool,
+    locals: BTreeMap<String, Vec<Option<String>>>,
+}
+
+struct Walker {
+    lines: LineIndex,
+    out: ModuleSummary,
+    ctx: Ctx,
+    funcs: Vec<FuncCtx>,
+    module_locals: BTreeMap<String, Vec<Option<String>>>,
+    refs: BTreeSet<String>,
+    scope_refs: Vec<BTreeSet<String>>,
+}
+
+/// `a.b.c` for a chain of attributes on a name, else `None`.
+pub(crate) fn dotted(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Name(n) => Some(n.id.as_str().to_string()),
+        Expr::Attribute(a) => {
+            let mut base = dotted(&a.value)?;
+            base.push('.');
+            base.push_str(a.attr.as_str());
+            Some(base)
+        }
+        _ => None,
+    }
+}
+
+fn str_literal(expr: &Expr) -> Option<&str> {
+    match expr {
+        Expr::StringLiteral(s) => Some(s.value.to_str()),
+        _ => None,
+    }
+}
+
+fn is_type_checking(test: &Expr) -> bool {
+    matches!(
+        dotted(test).as_deref(),
+        Some("TYPE_CHECKING" | "typing.TYPE_CHECKING")
+    )
+}
+
+/// Simple-name assignments of a body (not descending into definitions):
+/// each value is `Some(literal)` or `None` (anything else).
+fn assignments(body: &[Stmt]) -> BTreeMap<String, Vec<Option<String>>> {
+    struct A(BTreeMap<String, Vec<Option<String>>>);
+    impl A {
+        fn target(&mut self, t: &Expr, v: Option<&Expr>) {
+            match t {
+                Expr::Name(n) => self
+                    .0
+                    .entry(n.id.as_str().to_string())
+                    .or_default()
+                    .push(v.and_then(str_literal).map(str::to_string)),
+                Expr::Tuple(t) => t.elts.iter().for_each(|e| self.target(e, None)),
+                Expr::List(t) => t.elts.iter().for_each(|e| self.target(e, None)),
+                Expr::Starred(s) => self.target(&s.value, None),
+                _ => {}
+            }
+        }
+    }
+    impl<'a> Visitor<'a> for A {
+        fn visit_stmt(&mut self, stmt: &'a Stmt) {
+            match stmt {
+                Stmt::FunctionDef(_) | Stmt::ClassDef(_) => {}
+                Stmt::Assign(a) => {
+                    for t in &a.targets {
+                        self.target(t, Some(&a.value));
+                    }
+                }
+                Stmt::AnnAssign(a) => {
+                    if let Some(v) = &a.value {
+                        self.target(&a.target, Some(v));
+                    }
+                }
+                Stmt::AugAssign(a) => self.target(&a.target, None),
+                Stmt::For(f) => {
+                    self.target(&f.target, None);
+                    visitor::walk_body(self, &f.body);
+                    visitor::walk_body(self, &f.orelse);
+                }
+                Stmt::With(w) => {
+                    for item in &w.items {
+                        if let Some(v) = &item.optional_vars {
+                            self.target(v, None);
+                        }
+                    }
+                    visitor::walk_body(self, &w.body);
+                }
+                _ => visitor::walk_stmt(self, stmt),
+            }
+        }
+        fn visit_expr(&mut self, expr: &'a Expr) {
+            if let Expr::Named(n) = expr {
+                self.target(&n.target, None);
+            }
+            visitor::walk_expr(self, expr);
+        }
+    }
+    let mut a = A(BTreeMap::new());
+    visitor::walk_body(&mut a, body);
+    a.0
+}
+
+fn params_of(parameters: &ast::Parameters, skip_self: bool) -> Vec<Param> {
+    let mut out = Vec::new();
+    let mut position = 0usize;
+    let positional = parameters.posonlyargs.iter().chain(&parameters.args);
+    for (i, p) in positional.enumerate() {
+        if skip_self && i == 0 {
+            continue;
+        }
+        out.push(Param {
+            name: p.parameter.name.as_str().to_string(),
+            position: Some(position),
+            default: default_of(p.default.as_deref()),
+        });
+        position += 1;
+    }
+    for p in &parameters.kwonlyargs {
+        out.push(Param {
+            name: p.parameter.name.as_str().to_string(),
+            position: None,
+            default: default_of(p.default.as_deref()),
+        });
+    }
+    out
+}
+
+fn default_of(default: Option<&Expr>) -> ParamDefault {
+    match default {
+        None | Some(Expr::NoneLiteral(_)) => ParamDefault::Absent,
+        Some(e) => str_literal(e).map_or(ParamDefault::Other, |s| ParamDefault::Literal(s.into())),
+    }
+}
+
+fn arg_value(e: &Expr) -> ArgValue {
+    match e {
+        Expr::StringLiteral(s) => ArgValue::Str(s.value.to_str().to_string()),
+        Expr::NoneLiteral(_) => ArgValue::None,
+        Expr::Name(n) => ArgValue::Name(n.id.as_str().to_string()),
+        _ => ArgValue::Other,
+    }
+}
+
+fn args_of(arguments: &ast::Arguments) -> Vec<Arg> {
+    let mut out = Vec::new();
+    for (i, a) in arguments.args.iter().enumerate() {
+        let key = if matches!(a, Expr::Starred(_)) {
+            ArgKey::Star
+        } else {
+            ArgKey::Positional(i)
+        };
+        out.push(Arg {
+            key,
+            value: arg_value(a),
+        });
+    }
+    for k in &arguments.keywords {
+        let key = match &k.arg {
+            Some(name) => ArgKey::Keyword(name.as_str().to_string()),
+            None => ArgKey::Star,
+        };
+        out.push(Arg {
+            key,
+            value: arg_value(&k.value),
+        });
+    }
+    out
+}
+
+impl Walker {
+    fn line(&self, node: &impl Ranged) -> usize {
+        self.lines.line(node.start())
+    }
+
+    fn add_ref(&mut self, name: String) {
+        match self.ctx.owner.and_then(|o| self.scope_refs.get_mut(o)) {
+            Some(refs) => refs.insert(name),
+            None => self.refs.insert(name),
+        };
+    }
+
+    fn push_import(&mut self, imp: Import) {
+        self.out.imports.push(imp);
+    }
+
+    fn import(
+        &mut self,
+        level: u32,
+        module: String,
+        names: Option<Vec<ImportedName>>,
+        asname: Option<String>,
+        line: usize,
+    ) {
+        let ctx = self.ctx;
+        self.push_import(Import {
+            level,
+            module,
+            names,
+            asname,
+            line,
+            in_function: ctx.in_function,
+            type_checking: ctx.type_checking,
+            owner: ctx.owner,
+        });
+    }
+
+    /// Classifies the value stored under an `"mzbuild"` key.
+    fn classify(&self, value: &Expr) -> Value {
+        if let Some(s) = str_literal(value) {
+            return Value::Literal(s.to_string());
+        }
+        let Expr::Name(n) = value else {
+            return Value::Unknown("the value is an expression, not a literal or a name".into());
+        };
+        let var = n.id.as_str();
+        let (locals, param, init) = match self.funcs.last() {
+            Some(f) => (&f.locals, f.params.contains(var), f.init),
+            None => (&self.module_locals, false, false),
+        };
+        let assigned = locals.get(var);
+        let mut literals = Vec::new();
+        for v in assigned.into_iter().flatten() {
+            match v {
+                Some(s) => literals.push(s.clone()),
+                None => {
+                    return Value::Unknown(format!(
+                        "`{var}` is assigned a value that is not a literal"
+                    ));
+                }
+            }
+        }
+        if param {
+            return Value::Param {
+                name: var.to_string(),
+                init,
+                literals,
+            };
+        }
+        if literals.is_empty() {
+            // Not local: a module-level constant of the file?
+            let module: Vec<_> = self.module_locals.get(var).into_iter().flatten().collect();
+            if !module.is_empty() && module.iter().all(|v| v.is_some()) {
+                return Value::Local {
+                    var: var.to_string(),
+                    literals: module.into_iter().flatten().cloned().collect(),
+                };
+            }
+            return Value::Unknown(format!("`{var}` is not a local variable holding literals"));
+        }
+        Value::Local {
+            var: var.to_string(),
+            literals,
+        }
+    }
+
+    fn mzbuild(&mut self, value: &Expr, line: usize) {
+        let v = MzbuildValue {
+            line,
+            value: self.classify(value),
+        };
+        match self.ctx.owner.and_then(|o| self.out.scopes.get_mut(o)) {
+            Some(s) => s.mzbuild.push(v),
+            None => self.out.mzbuild.push(v),
+        }
+    }
+
+    fn function(&mut self, f: &ast::StmtFunctionDef) {
+        for d in &f.decorator_list {
+            self.visit_expr(&d.expression);
+        }
+        for p in f.parameters.iter_non_variadic_params() {
+            if let Some(d) = &p.default {
+                self.visit_expr(d);
+            }
+        }
+        let outer = self.ctx;
+        let top_level = outer.owner.is_none() && !outer.in_function;
+        if top_level {
+            self.scope_refs.push(BTreeSet::new());
+            self.out.scopes.push(Scope {
+                name: f.name.as_str().to_string(),
+                kind: ScopeKind::Function,
+                line: self.line(f),
+                bases: Vec::new(),
+                params: params_of(&f.parameters, false),
+                mzbuild: Vec::new(),
+                refs: Vec::new(),
+                super_init_calls: Vec::new(),
+                called: Vec::new(),
+            });
+            self.ctx.owner = Some(self.out.scopes.len() - 1);
+        } else if let Some(o) = outer.owner
+            && !outer.in_function
+            && f.name.as_str() == "__init__"
+            && let Some(scope) = self.out.scopes.get_mut(o)
+            && scope.kind == ScopeKind::Class
+        {
+            scope.params = params_of(&f.parameters, true);
+        }
+        let mut params: BTreeSet<String> = BTreeSet::new();
+        for p in f.parameters.iter() {
+            params.insert(p.name().as_str().to_string());
+        }
+        // Callers' arguments reach the parameters of a module-level function
+        // and of a class's `__init__`.
+        let init = top_level
+            || (!outer.in_function
+                && f.name.as_str() == "__init__"
+                && outer
+                    .owner
+                    .and_then(|o| self.out.scopes.get(o))
+                    .is_some_and(|s| s.kind == ScopeKind::Class));
+        self.funcs.push(FuncCtx {
+            params,
+            init,
+            locals: assignments(&f.body),
+        });
+        self.ctx.in_function = true;
+        self.visit_body(&f.body);
+        self.funcs.pop();
+        self.ctx = outer;
+    }
+
+    fn class(&mut self, c: &ast::StmtClassDef) {
+        for d in &c.decorator_list {
+            self.visit_expr(&d.expression);
+        }
+        let bases: Vec<String> = c
+            .arguments
+            .as_ref()
+            .map(|a| a.args.iter().filter_map(dotted).collect())
+            .unwrap_or_default();
+        if let Some(a) = &c.arguments {
+            self.visit_arguments(a);
+        }
+        let outer = self.ctx;
+        if outer.owner.is_none() && !outer.in_function {
+            self.scope_refs.push(BTreeSet::new());
+            self.out.scopes.push(Scope {
+                name: c.name.as_str().to_string(),
+                kind: ScopeKind::Class,
+                line: self.line(c),
+                bases,
+                params: Vec::new(),
+                mzbuild: Vec::new(),
+                refs: Vec::new(),
+                super_init_calls: Vec::new(),
+                called: Vec::new(),
+            });
+            self.ctx.owner = Some(self.out.scopes.len() - 1);
+        }
+        // A class body runs where the class statement runs; only its methods
+        // are deferred.
+        let funcs = std::mem::take(&mut self.funcs);
+        self.visit_body(&c.body);
+        self.funcs = funcs;
+        self.ctx = outer;
+    }
+
+    fn call(&mut self, call: &ast::ExprCall) {
+        let line = self.line(call);
+        let callee = dotted(&call.func);
+        let first = call.arguments.args.first();
+        if matches!(
+            callee.as_deref(),
+            Some("importlib.import_module" | "import_module" | "__import__")
+        ) && let Some(arg) = first
+        {
+            match str_literal(arg) {
+                Some(lit) => {
+                    let level =
+                        u32::try_from(lit.len() - lit.trim_start_matches('.').len()).unwrap_or(0);
+                    self.import(
+                        level,
+                        lit.trim_start_matches('.').to_string(),
+                        None,
+                        None,
+                        line,
+                    );
+                }
+                None => {
+                    let ctx = self.ctx;
+                    self.out.dynamic_imports.push(DynamicImport {
+                        line,
+                        in_function: ctx.in_function,
+                        type_checking: ctx.type_checking,
+                    });
+                }
+            }
+        }
+        if let Expr::Attribute(a) = &*call.func
+            && a.attr.as_str() == "__init__"
+            && let Expr::Call(inner) = &*a.value
+            && dotted(&inner.func).as_deref() == Some("super")
+            && let Some(o) = self.ctx.owner
+            && let Some(scope) = self.out.scopes.get_mut(o)
+        {
+            scope.super_init_calls.push(args_of(&call.arguments));
+        }
+        if let Some(callee) = &callee {
+            if !self.ctx.in_function && !self.out.load_calls.contains(callee) {
+                self.out.load_calls.push(callee.clone());
+            }
+            if let Some(scope) = self.ctx.owner.and_then(|o| self.out.scopes.get_mut(o))
+                && !scope.called.contains(callee)
+            {
+                scope.called.push(callee.clone());
+            }
+        }
+        if let Some(callee) = callee
+            && !call.arguments.is_empty()
+        {
+            self.out.calls.push(Call {
+                callee,
+                line,
+                owner: self.ctx.owner,
+                args: args_of(&call.arguments),
+            });
+        }
+    }
+}
+
+impl<'a> Visitor<'a> for Walker {
+    fn visit_stmt(&mut self, stmt: &'a Stmt) {
+        match stmt {
+            Stmt::Import(i) => {
+                let line = self.line(i);
+                for a in &i.names {
+                    self.import(
+                        0,
+                        a.name.as_str().to_string(),
+                        None,
+                        a.asname.as_ref().map(|n| n.as_str().to_string()),
+                        line,
+                    );
+                }
+            }
+            Stmt::ImportFrom(i) => {
+                let line = self.line(i);
+                let names = i
+                    .names
+                    .iter()
+                    .map(|a| ImportedName {
+                        name: a.name.as_str().to_string(),
+                        asname: a.asname.as_ref().map(|n| n.as_str().to_string()),
+                    })
+                    .collect();
+                let module = i
+                    .module
+                    .as_ref()
+                    .map(|m| m.as_str().to_string())
+                    .unwrap_or_default();
+                self.import(i.level, module, Some(names), None, line);
+            }
+            Stmt::FunctionDef(f) => self.function(f),
+            Stmt::ClassDef(c) => self.class(c),
+            Stmt::If(i) if is_type_checking(&i.test) => {
+                let outer = self.ctx;
+                self.ctx.type_checking = true;
+                self.visit_body(&i.body);
+                self.ctx = outer;
+                for clause in &i.elif_else_clauses {
+                    if let Some(t) = &clause.test {
+                        self.visit_expr(t);
+                    }
+                    self.visit_body(&clause.body);
+                }
+            }
+            Stmt::Assign(a) => {
+                let module_level = self.ctx.owner.is_none() && !self.ctx.in_function;
+                if module_level && let [Expr::Name(target)] = a.targets.as_slice() {
+                    let call = matches!(&*a.value, Expr::Call(_));
+                    let target_expr = match &*a.value {
+                        Expr::Call(c) => &*c.func,
+                        other => other,
+                    };
+                    if let Some(t) = dotted(target_expr) {
+                        let line = self.line(a);
+                        self.out.aliases.push(Alias {
+                            name: target.id.as_str().to_string(),
+                            target: t,
+                            call,
+                            line,
+                        });
+                    }
+                }
+                for t in &a.targets {
+                    if let Expr::Subscript(s) = t
+                        && str_literal(&s.slice) == Some("mzbuild")
+                    {
+                        let line = self.line(a);
+                        self.mzbuild(&a.value, line);
+                    }
+                }
+                visitor::walk_stmt(self, stmt);
+            }
+            _ => visitor::walk_stmt(self, stmt),
+        }
+    }
+
+    fn visit_annotation(&mut self, _expr: &'a Expr) {
+        // Annotations do not create services; `from __future__ import
+        // annotations` makes them mere strings anyway.
+    }
+
+    fn visit_expr(&mut self, expr: &'a Expr) {
+        match expr {
+            Expr::Name(n) => {
+                if matches!(n.ctx, ast::ExprContext::Load) {
+                    self.add_ref(n.id.as_str().to_string());
+                }
+            }
+            Expr::Attribute(a) => match dotted(expr) {
+                Some(d) if matches!(a.ctx, ast::ExprContext::Load) => self.add_ref(d),
+                _ => visitor::walk_expr(self, expr),
+            },
+            Expr::Call(c) => {
+                self.call(c);
+                visitor::walk_expr(self, expr);
+            }
+            Expr::Dict(d) => {
+                for item in &d.items {
+                    if let Some(k) = &item.key
+                        && str_literal(k) == Some("mzbuild")
+                    {
+                        let line = self.line(k);
+                        self.mzbuild(&item.value, line);
+                    }
+                }
+                visitor::walk_expr(self, expr);
+            }
+            _ => visitor::walk_expr(self, expr),
+        }
+    }
+}

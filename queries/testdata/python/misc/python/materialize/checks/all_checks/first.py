@@ -1,0 +1,5 @@
+from materialize.checks.checks import Check
+
+
+class First(Check):
+    pass

@@ -1,0 +1,1 @@
+PARAMETERS = {"a": "b"}

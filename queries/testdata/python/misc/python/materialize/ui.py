@@ -1,0 +1,2 @@
+def say(msg: str) -> None:
+    print(msg)
