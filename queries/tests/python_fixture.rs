@@ -96,6 +96,10 @@ fn editing_one_module_reparses_only_it() {
         vec!["misc/python".into()],
         false,
     );
+    let ws = common::Inputs {
+        files: ws.files(&db),
+        options: ws.options(&db),
+    };
     let comps = common::compositions(&paths);
     let run = |db: &Database| {
         for c in &comps {

@@ -52,7 +52,7 @@ pub fn database(
     root: &Path,
     paths: Vec<String>,
     lazy: bool,
-) -> (Database, pipetrim_queries::Workspace) {
+) -> (Database, Inputs) {
     let mut db = Database::new(Arc::new(DiskLoader {
         root: root.to_path_buf(),
     }));
@@ -64,7 +64,18 @@ pub fn database(
         vec!["misc/python".to_string()],
         lazy,
     );
-    (db, ws)
+    let inputs = Inputs {
+        files: ws.files(&db),
+        options: ws.options(&db),
+    };
+    (db, inputs)
+}
+
+/// The inputs the Python queries take.
+#[derive(Clone, Copy)]
+pub struct Inputs {
+    pub files: pipetrim_queries::FileSet,
+    pub options: pipetrim_queries::Options,
 }
 
 /// Compositions: every `**/mzcompose.py` outside `misc/python/`.
