@@ -410,6 +410,12 @@ fn cmd_fingerprint(g: &Global, a: &FingerprintArgs) -> Result<i32, Error> {
         a.coverage,
         a.sanitizer.clone(),
     );
+    let graph = image_graph(db, files).clone()?;
+    let mut all_inputs: BTreeSet<String> = BTreeSet::new();
+    for name in graph.images.keys() {
+        all_inputs.extend(image_files(db, files, name, false)?);
+    }
+    pipetrim_queries::prime::prime_hashes(db, &all_inputs.into_iter().collect::<Vec<_>>());
     let fps = fingerprints(db, files, variant).clone()?;
     let reg = registry(&s, a.registry.as_deref());
     let mut out = Vec::new();
@@ -517,8 +523,12 @@ pub fn resolve_changes(
 }
 
 fn cmd_trim(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
+    let timings = std::env::var_os("PIPETRIM_TIMINGS").is_some();
+    let t0 = std::time::Instant::now();
     let mut s = session(g)?;
+    let t_files = t0.elapsed();
     let (paths, unknown, base_desc) = resolve_changes(&s.root, &a.changes)?;
+    let t_changes = t0.elapsed();
     if let Some(why) = &unknown {
         if a.strict {
             return Err(Error::Git(format!(
@@ -532,7 +542,16 @@ fn cmd_trim(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
     let db = &s.db;
     let tpl = pipetrim_queries::pipeline::template(db, s.ws.options(db)).clone()?;
     let mut pipeline = tpl.value.clone();
+    pipetrim_queries::prime::prime_plan(db, s.ws);
     let plan_result = plan(db, s.ws).clone();
+    if timings {
+        eprintln!(
+            "timings: files {:?}, change set {:?}, plan {:?}",
+            t_files,
+            t_changes - t_files,
+            t0.elapsed() - t_changes
+        );
+    }
     let no_trim = ctx.no_trim_reason();
     let (plan, plan_error): (Option<std::sync::Arc<Plan>>, Option<Diagnostic>) = match plan_result {
         Ok(p) => (Some(p), None),

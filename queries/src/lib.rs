@@ -14,6 +14,7 @@ pub mod paths;
 pub mod pathspec;
 pub mod pipeline;
 pub mod plan;
+pub mod prime;
 pub mod python;
 mod yaml;
 

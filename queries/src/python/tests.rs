@@ -550,7 +550,13 @@ fn images_of(comp: &str) -> CompositionImages {
     let mut files = SERVICES.to_vec();
     files.push(("test/c/mzcompose.py", comp));
     let (db, ws) = repo(&files, false);
-    composition_images(&db, ws.files(&db), ws.options(&db), db.file("test/c/mzcompose.py")).clone()
+    composition_images(
+        &db,
+        ws.files(&db),
+        ws.options(&db),
+        db.file("test/c/mzcompose.py"),
+    )
+    .clone()
 }
 
 #[test]

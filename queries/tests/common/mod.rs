@@ -48,11 +48,7 @@ pub fn walk(root: &Path) -> Vec<String> {
 }
 
 /// A database over a directory, with the workspace inputs for `paths`.
-pub fn database(
-    root: &Path,
-    paths: Vec<String>,
-    lazy: bool,
-) -> (Database, Inputs) {
+pub fn database(root: &Path, paths: Vec<String>, lazy: bool) -> (Database, Inputs) {
     let mut db = Database::new(Arc::new(DiskLoader {
         root: root.to_path_buf(),
     }));
