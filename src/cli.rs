@@ -55,6 +55,10 @@ pub struct Global {
 pub enum Format {
     Text,
     Json,
+    /// Graphviz (`graph` only).
+    Dot,
+    /// Mermaid (`graph` only).
+    Mermaid,
 }
 
 #[derive(Subcommand, Debug)]
@@ -82,6 +86,14 @@ pub enum Command {
     Explain {
         /// The step id.
         step: String,
+        #[command(flatten)]
+        changes: ChangeArgs,
+    },
+    /// The step → composition → image → crate graph (`--format dot|mermaid|json`).
+    Graph {
+        /// Only what this step reaches.
+        #[arg(long)]
+        step: Option<String>,
         #[command(flatten)]
         changes: ChangeArgs,
     },
@@ -248,6 +260,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         Command::Trim(a) => cmd_trim(g, a),
         Command::Explain { step, changes } => cmd_explain(g, step, changes),
         Command::Affected { paths } => cmd_affected(g, paths),
+        Command::Graph { step, changes } => cmd_graph(g, step.as_deref(), changes),
     }
 }
 
@@ -259,7 +272,7 @@ fn print_out(g: &Global, json: &serde_json::Value, text: &str) -> Result<i32, Er
             "{}",
             serde_json::to_string_pretty(json).unwrap_or_default()
         ),
-        Format::Text => writeln!(out, "{}", text.trim_end()),
+        Format::Text | Format::Dot | Format::Mermaid => writeln!(out, "{}", text.trim_end()),
     };
     r.map_err(|e| Error::Io(e.to_string()))?;
     Ok(0)
@@ -645,7 +658,7 @@ fn cmd_trim(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
             });
             print_out(g, &v, "")
         }
-        Format::Text => {
+        Format::Text | Format::Dot | Format::Mermaid => {
             let yaml = serde_yaml_ng::to_string(&pipeline).map_err(|e| Error::Io(e.to_string()))?;
             if let Some(path) = &a.output {
                 std::fs::write(path, &yaml)
@@ -759,4 +772,25 @@ fn cmd_affected(g: &Global, paths: &[String]) -> Result<i32, Error> {
         "errors": p.errors,
     });
     print_out(g, &json, &text)
+}
+
+fn cmd_graph(g: &Global, step: Option<&str>, a: &ChangeArgs) -> Result<i32, Error> {
+    let mut s = session(g)?;
+    if a.base.is_some() || a.changed_files.is_some() || a.uncommitted {
+        let (paths, unknown, _) = resolve_changes(&s.root, a)?;
+        s.set_changes(paths, unknown);
+    }
+    let mut graph = crate::graph::build(&s)?;
+    if let Some(step) = step {
+        let id = format!("step:{step}");
+        if !graph.nodes.contains_key(&id) {
+            return Err(Error::Usage(format!("no step `{step}` in the pipeline")));
+        }
+        graph = graph.restrict(&id);
+    }
+    let text = match g.format {
+        Format::Mermaid => crate::graph::to_mermaid(&graph),
+        _ => crate::graph::to_dot(&graph),
+    };
+    print_out(g, &crate::graph::to_json(&graph), &text)
 }

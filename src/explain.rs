@@ -102,7 +102,13 @@ pub fn chain(reason: &Reason, step: &str, graph: Option<&ImageGraph>) -> Vec<Lin
                         };
                         v.push(link("crate", c, edge));
                     }
-                    v.push(link("bin", target, "built into"));
+                    let (kind, name) = target.split_once(' ').unwrap_or(("bin", target.as_str()));
+                    let name = name.trim_matches('`');
+                    v.push(link(
+                        if kind == "example" { "example" } else { "bin" },
+                        name,
+                        format!("built into {kind}"),
+                    ));
                     v.push(link(
                         "image",
                         image,
@@ -127,7 +133,7 @@ pub fn chain(reason: &Reason, step: &str, graph: Option<&ImageGraph>) -> Vec<Lin
             v
         }
         Reason::DependedOn { step: by } => vec![
-            link("step", by, "kept step"),
+            link("step", by, "the kept step"),
             link("step", step, "depends on step"),
         ],
         Reason::FailSafe { diagnostic } => {

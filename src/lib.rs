@@ -12,6 +12,7 @@ pub mod error;
 pub mod explain;
 pub mod finish;
 pub mod git;
+pub mod graph;
 pub mod load;
 pub mod report;
 pub mod session;

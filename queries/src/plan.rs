@@ -33,6 +33,8 @@ pub struct StepInputs {
     pub images: BTreeSet<String>,
     /// Those images and everything they depend on.
     pub image_closure: BTreeSet<String>,
+    /// For each image of the closure, the directly used image that reaches it.
+    pub closure_via: BTreeMap<String, String>,
     /// Where an image came from: composition or plugin, for `explain`.
     pub image_origins: BTreeMap<String, String>,
     /// Fail-safe notes: things that could not be determined exactly.
@@ -156,7 +158,10 @@ pub fn step_inputs(
                             .at_line(step.line));
                             break;
                         }
-                        si.image_closure.extend(graph.closure(n));
+                        for c in graph.closure(n) {
+                            si.closure_via.entry(c.clone()).or_insert_with(|| n.clone());
+                            si.image_closure.insert(c);
+                        }
                     }
                 }
                 Err(e) => result = Err(e.clone()),
@@ -167,20 +172,32 @@ pub fn step_inputs(
     Ok(Arc::new(out))
 }
 
-/// Changed paths that hit each image's own inputs, by image name.
-pub type ImageHits = BTreeMap<String, Vec<(String, Input)>>;
+/// Changed paths that hit each image's own inputs, by image name; and the
+/// images whose inputs could not be computed (a step using them is kept).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct ImageHits {
+    pub hits: BTreeMap<String, Vec<(String, Input)>>,
+    pub broken: BTreeMap<String, Diagnostic>,
+}
 
 /// For each image, the changed paths that hit its own inputs.
 #[salsa::tracked(returns(ref))]
 pub fn changed_images(db: &dyn Db, ws: Workspace) -> Result<Arc<ImageHits>, Diagnostic> {
     let all = image_inputs(db, ws.files(db)).clone()?;
     let changes = ws.changes(db).paths(db);
-    let mut out: BTreeMap<String, Vec<(String, Input)>> = BTreeMap::new();
+    let mut out = ImageHits::default();
     for (name, inputs) in all.iter() {
-        let Ok(inputs) = inputs else { continue };
+        let inputs = match inputs {
+            Ok(i) => i,
+            Err(e) => {
+                out.broken.insert(name.clone(), e.clone());
+                continue;
+            }
+        };
         for p in changes.iter() {
             if let Some(i) = inputs.iter().find(|i| i.spec.matches(p)) {
-                out.entry(name.clone())
+                out.hits
+                    .entry(name.clone())
                     .or_default()
                     .push((p.clone(), i.clone()));
             }
@@ -400,15 +417,23 @@ fn match_step(
         match changed_imgs {
             Ok(ci) => {
                 for img in &si.image_closure {
-                    for (p, input) in ci.get(img).map(|v| v.as_slice()).unwrap_or(&[]) {
+                    if let Some(e) = ci.broken.get(img) {
+                        if !errors.contains(e) {
+                            errors.push(e.clone());
+                        }
+                        d.reasons.push(Reason::FailSafe {
+                            diagnostic: e.clone(),
+                        });
+                        d.changed = true;
+                    }
+                    for (p, input) in ci.hits.get(img).map(|v| v.as_slice()).unwrap_or(&[]) {
                         if excluded(p) {
                             continue;
                         }
                         hit.insert(p.clone());
                         let used = si
-                            .images
-                            .iter()
-                            .find(|u| *u == img)
+                            .closure_via
+                            .get(img)
                             .cloned()
                             .unwrap_or_else(|| img.clone());
                         d.reasons.push(Reason::Image {
