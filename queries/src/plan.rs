@@ -167,22 +167,33 @@ pub fn step_inputs(
     Ok(Arc::new(out))
 }
 
-/// For each image, the changed paths that hit its own inputs.
+/// The changed paths that hit one image's own inputs, or why its inputs are unknown.
+pub type ImageHits = Result<Vec<(String, Input)>, Diagnostic>;
+
+/// For each image, the changed paths that hit its own inputs. An image whose
+/// inputs cannot be computed is listed with its error: every step using it
+/// is kept fail safe (SPEC §10).
 #[salsa::tracked(returns(ref))]
 pub fn changed_images(
     db: &dyn Db,
     ws: Workspace,
-) -> Result<Arc<BTreeMap<String, Vec<(String, Input)>>>, Diagnostic> {
+) -> Result<Arc<BTreeMap<String, ImageHits>>, Diagnostic> {
     let all = image_inputs(db, ws.files(db)).clone()?;
     let changes = ws.changes(db).paths(db);
-    let mut out: BTreeMap<String, Vec<(String, Input)>> = BTreeMap::new();
+    let mut out: BTreeMap<String, ImageHits> = BTreeMap::new();
     for (name, inputs) in all.iter() {
-        let Ok(inputs) = inputs else { continue };
+        let inputs = match inputs {
+            Ok(i) => i,
+            Err(e) => {
+                out.insert(name.clone(), Err(e.clone()));
+                continue;
+            }
+        };
         for p in changes.iter() {
-            if let Some(i) = inputs.iter().find(|i| i.spec.matches(p)) {
-                out.entry(name.clone())
-                    .or_default()
-                    .push((p.clone(), i.clone()));
+            if let Some(i) = inputs.iter().find(|i| i.spec.matches(p))
+                && let Ok(hits) = out.entry(name.clone()).or_insert_with(|| Ok(Vec::new()))
+            {
+                hits.push((p.clone(), i.clone()));
             }
         }
     }
@@ -364,7 +375,7 @@ fn match_step(
     step: &crate::pipeline::Step,
     si: &StepInputs,
     changes: &[String],
-    changed_imgs: &Result<Arc<BTreeMap<String, Vec<(String, Input)>>>, Diagnostic>,
+    changed_imgs: &Result<Arc<BTreeMap<String, ImageHits>>, Diagnostic>,
     d: &mut StepDecision,
     errors: &mut Vec<Diagnostic>,
 ) {
@@ -400,7 +411,21 @@ fn match_step(
         match changed_imgs {
             Ok(ci) => {
                 for img in &si.image_closure {
-                    for (p, input) in ci.get(img).map(|v| v.as_slice()).unwrap_or(&[]) {
+                    let hits = match ci.get(img) {
+                        None => &[][..],
+                        Some(Ok(v)) => v.as_slice(),
+                        Some(Err(e)) => {
+                            if !errors.contains(e) {
+                                errors.push(e.clone());
+                            }
+                            d.reasons.push(Reason::FailSafe {
+                                diagnostic: e.clone(),
+                            });
+                            d.changed = true;
+                            continue;
+                        }
+                    };
+                    for (p, input) in hits {
                         if excluded(p) {
                             continue;
                         }
