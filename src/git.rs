@@ -129,9 +129,12 @@ pub fn diff_paths(
     new: gix::ObjectId,
 ) -> Result<Vec<String>, Error> {
     let tree_of = |id: gix::ObjectId| -> Result<gix::Tree<'_>, Error> {
+        let err =
+            |e: &dyn std::fmt::Display| Error::Git(format!("cannot read the tree of {id}: {e}"));
         repo.find_commit(id)
-            .and_then(|c| c.tree().map_err(Into::into))
-            .map_err(|e| Error::Git(format!("cannot read the tree of {id}: {e}")))
+            .map_err(|e| err(&e))?
+            .tree()
+            .map_err(|e| err(&e))
     };
     let old_tree = tree_of(old)?;
     let new_tree = tree_of(new)?;
