@@ -550,7 +550,7 @@ fn cmd_trim(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
         }
         eprintln!("warning: the change set is unknown, nothing is trimmed: {why}");
     }
-    s.set_changes(paths, unknown);
+    s.set_changes(paths, unknown.clone());
     let ctx = trim_context(g, a)?;
     let db = &s.db;
     let tpl = pipetrim_queries::pipeline::template(db, s.ws.options(db)).clone()?;
@@ -599,7 +599,7 @@ fn cmd_trim(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
             .map_err(|e| Error::Usage(e.to_string()))?;
     }
     let dry_run = plan.as_ref().is_some_and(|p| p.glue_changed) && no_trim.is_none();
-    let trimmed = no_trim.is_none() && !dry_run && plan.is_some();
+    let trimmed = no_trim.is_none() && !dry_run && plan.is_some() && unknown.is_none();
     if let Some(p) = &plan {
         if trimmed {
             let needed: HashSet<String> = p
@@ -627,6 +627,10 @@ fn cmd_trim(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
     let reason = match (&no_trim, &plan_error, dry_run) {
         (Some(r), _, _) => format!("not trimmed: {r}"),
         (None, Some(e), _) => format!("not trimmed: {e}"),
+        (None, None, _) if unknown.is_some() => format!(
+            "not trimmed: the change set is unknown: {}",
+            unknown.as_deref().unwrap_or_default()
+        ),
         (None, None, true) => {
             "dry run: CI glue changed (bin, ci, ...); decisions reported, nothing removed".into()
         }

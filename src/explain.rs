@@ -164,8 +164,19 @@ pub fn render_chain(chain: &[Link]) -> String {
 
 /// The shortest chains (one per distinct first file), at most `max`.
 pub fn best_chains(d: &StepDecision, graph: Option<&ImageGraph>, max: usize) -> Vec<Vec<Link>> {
-    let mut chains: Vec<Vec<Link>> = d.reasons.iter().map(|r| chain(r, &d.id, graph)).collect();
-    chains.sort_by_key(|c| c.len());
+    // Direct evidence first (a changed input), then shortest.
+    let mut chains: Vec<(bool, Vec<Link>)> = d
+        .reasons
+        .iter()
+        .map(|r| {
+            (
+                matches!(r, Reason::DependedOn { .. }),
+                chain(r, &d.id, graph),
+            )
+        })
+        .collect();
+    chains.sort_by_key(|(dep, c)| (*dep, c.len()));
+    let mut chains: Vec<Vec<Link>> = chains.into_iter().map(|(_, c)| c).collect();
     let mut seen = std::collections::BTreeSet::new();
     chains.retain(|c| seen.insert(c.first().map(|l| l.name.clone()).unwrap_or_default()));
     chains.truncate(max);

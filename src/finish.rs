@@ -625,7 +625,18 @@ pub fn select_tests_by_name(pipeline: &mut Value, names: &BTreeSet<String>) -> R
 /// kept (the plain string `wait` is Buildkite's short form of a wait step; for
 /// anything else keeping is the safe choice, and [`finish`] rejects it).
 pub fn restrict_to(pipeline: &mut Value, needed: &HashSet<String>) -> Result<()> {
-    let is_needed = |m: &Mapping| str_field(m, "id").is_some_and(|id| needed.contains(id));
+    // The plan names a step by its `id`, falling back to its `key`.
+    let name = |m: &Mapping, k: &str| match m.get(k) {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(Value::Bool(b)) => Some(if *b { "True" } else { "False" }.to_string()),
+        _ => None,
+    };
+    let is_needed = |m: &Mapping| {
+        name(m, "id")
+            .or_else(|| name(m, "key"))
+            .is_some_and(|id| needed.contains(&id))
+    };
     let steps = top_steps_mut(pipeline)?;
     for (n, step) in steps.iter_mut().enumerate() {
         if let Value::Mapping(m) = step

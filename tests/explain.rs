@@ -50,7 +50,10 @@ fn affected_text_names_every_kind_of_chain() {
 
 #[test]
 fn explain_kept_and_trimmed_steps() {
-    let changed = example().parent().map(|p| p.join("example.changed")).expect("parent");
+    let changed = example()
+        .parent()
+        .map(|p| p.join("example.changed"))
+        .expect("parent");
     let changed = changed.to_str().expect("utf-8 path");
     let (code, kept, err) = run(&["explain", "testdrive", "--changed-files", changed]);
     assert_eq!(code, 0, "{err}");
@@ -85,32 +88,48 @@ fn check_chain_edges(s: &Session, step: &str, links: &[Link]) {
     let db = &s.db;
     let files = s.ws.files(db);
     let graph = image_graph(db, files).clone().expect("graph");
-    let ws = pipetrim_queries::cargo::cargo_workspace(db, files).clone().expect("cargo");
+    let ws = pipetrim_queries::cargo::cargo_workspace(db, files)
+        .clone()
+        .expect("cargo");
     for pair in links.windows(2) {
         let (a, b) = (&pair[0], &pair[1]);
         match (a.kind, b.kind) {
             ("file", "crate") => {
                 let c = ws.get(&b.name).expect("crate exists");
-                assert!(pipetrim_queries::paths::is_under(&a.name, &c.dir), "{a:?} not in {b:?}");
+                assert!(
+                    pipetrim_queries::paths::is_under(&a.name, &c.dir),
+                    "{a:?} not in {b:?}"
+                );
             }
             ("crate", "crate") => {
                 let c = ws.get(&b.name).expect("crate exists");
                 assert!(
-                    c.dependencies.contains(&a.name) || c.build_dependencies.contains(&a.name) || c.dev_dependencies.contains(&a.name),
+                    c.dependencies.contains(&a.name)
+                        || c.build_dependencies.contains(&a.name)
+                        || c.dev_dependencies.contains(&a.name),
                     "{b:?} does not depend on {a:?}"
                 );
             }
             ("crate", "bin") => {
                 let c = ws.get(&a.name).expect("crate exists");
-                assert!(c.bins.contains(&b.name) || c.examples.contains(&b.name), "{a:?} has no target {b:?}");
+                assert!(
+                    c.bins.contains(&b.name) || c.examples.contains(&b.name),
+                    "{a:?} has no target {b:?}"
+                );
             }
             ("image", "image") => {
                 let img = graph.get(&b.name).expect("image exists");
-                assert!(img.depends_on.contains(&a.name), "{b:?} is not MZFROM {a:?}");
+                assert!(
+                    img.depends_on.contains(&a.name),
+                    "{b:?} is not MZFROM {a:?}"
+                );
             }
             ("file", "image") => {
                 let img = graph.get(&b.name).expect("image exists");
-                assert!(pipetrim_queries::paths::is_under(&a.name, &img.dir) || a.edge == "changed", "{a:?} {b:?}");
+                assert!(
+                    pipetrim_queries::paths::is_under(&a.name, &img.dir) || a.edge == "changed",
+                    "{a:?} {b:?}"
+                );
             }
             (_, "step") => assert_eq!(b.name, step),
             _ => {}
@@ -136,7 +155,11 @@ fn printed_chains_are_paths_in_the_graph() {
             check_chain_edges(&s, &d.id, &c);
             checked += 1;
         }
-        assert!(!d.kept || !best_chains(d, graph.as_deref(), 3).is_empty(), "kept step {} has no evidence", d.id);
+        assert!(
+            !d.kept || !best_chains(d, graph.as_deref(), 3).is_empty(),
+            "kept step {} has no evidence",
+            d.id
+        );
     }
     assert!(checked > 20, "only {checked} chains");
 }

@@ -315,10 +315,10 @@ pub fn plan(db: &dyn Db, ws: Workspace) -> Result<Arc<Plan>, Diagnostic> {
                 d.images = si.images.iter().cloned().collect();
                 d.has_inputs = !si.globs.is_empty() || !si.images.is_empty();
                 if let Some(why) = &unknown {
-                    if d.has_inputs {
-                        d.changed = true;
-                        d.reasons.push(Reason::ChangesUnknown { why: why.clone() });
-                    }
+                    // Nothing can be decided: every step is kept (SPEC §10),
+                    // even one without inputs.
+                    d.changed = true;
+                    d.reasons.push(Reason::ChangesUnknown { why: why.clone() });
                 } else if d.has_inputs {
                     match_step(step, si, changes, changed_imgs, &mut d, &mut errors);
                 }

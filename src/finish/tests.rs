@@ -971,6 +971,28 @@ fn finish_restrict_to_needed_steps() {
 }
 
 #[test]
+fn finish_restrict_to_names_steps_by_id_then_key() {
+    let needed: HashSet<String> = ["k", "7"].iter().map(|s| s.to_string()).collect();
+    check(
+        |p| restrict_to(p, &needed),
+        "steps:
+  - {key: k}
+  - {key: other}
+  - {id: 7}
+  - {id: x, key: k}
+  - group: G
+    steps: [{key: k}]
+",
+        "steps:
+  - {key: k}
+  - {id: 7}
+  - group: G
+    steps: [{key: k}]
+",
+    );
+}
+
+#[test]
 fn finish_skip_unchanged_glue_exempt_steps() {
     let changed = |specs: &[String]| specs.iter().any(|s| s == "src/changed");
     check(

@@ -48,7 +48,11 @@ pub fn walk(root: &Path) -> Vec<String> {
 }
 
 /// A database over a directory, with the workspace inputs for `paths`.
-pub fn database(root: &Path, paths: Vec<String>, lazy: bool) -> (Database, Inputs) {
+pub fn database(
+    root: &Path,
+    paths: Vec<String>,
+    lazy: bool,
+) -> (Database, pipetrim_queries::Workspace) {
     let mut db = Database::new(Arc::new(DiskLoader {
         root: root.to_path_buf(),
     }));
@@ -60,18 +64,7 @@ pub fn database(root: &Path, paths: Vec<String>, lazy: bool) -> (Database, Input
         vec!["misc/python".to_string()],
         lazy,
     );
-    let inputs = Inputs {
-        files: ws.files(&db),
-        options: ws.options(&db),
-    };
-    (db, inputs)
-}
-
-/// The inputs the Python queries take.
-#[derive(Clone, Copy)]
-pub struct Inputs {
-    pub files: pipetrim_queries::FileSet,
-    pub options: pipetrim_queries::Options,
+    (db, ws)
 }
 
 /// Compositions: every `**/mzcompose.py` outside `misc/python/`.
