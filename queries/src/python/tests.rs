@@ -403,7 +403,7 @@ const BASE: &[(&str, &str)] = &[
 
 fn closure(files: &[(&str, &str)], lazy: bool, comp: &str) -> ImportClosure {
     let (db, ws) = repo(files, lazy);
-    composition_imports(&db, ws.files, ws.options, db.file(comp)).clone()
+    composition_imports(&db, ws.files(&db), ws.options(&db), db.file(comp)).clone()
 }
 
 #[test]
@@ -550,7 +550,13 @@ fn images_of(comp: &str) -> CompositionImages {
     let mut files = SERVICES.to_vec();
     files.push(("test/c/mzcompose.py", comp));
     let (db, ws) = repo(&files, false);
-    composition_images(&db, ws.files, ws.options, db.file("test/c/mzcompose.py")).clone()
+    composition_images(
+        &db,
+        ws.files(&db),
+        ws.options(&db),
+        db.file("test/c/mzcompose.py"),
+    )
+    .clone()
 }
 
 #[test]
