@@ -371,7 +371,7 @@ mod tests {
         let df = b"FROM x\nMZFROM  base\n  MZFROM no\nMZFROMtight extra\n# MZFROM c\nMZFROM base\n";
         assert_eq!(
             parse_mzfrom(df),
-            vec!["base".to_string(), "tight".to_string()]
+            vec!["base".to_string(), "tight".to_string(), "base".to_string()]
         );
     }
 
