@@ -130,7 +130,7 @@ pub fn diff_paths(
 ) -> Result<Vec<String>, Error> {
     let tree_of = |id: gix::ObjectId| -> Result<gix::Tree<'_>, Error> {
         repo.find_commit(id)
-            .and_then(|c| c.tree().map_err(Into::into))
+            .and_then(|c| c.tree())
             .map_err(|e| Error::Git(format!("cannot read the tree of {id}: {e}")))
     };
     let old_tree = tree_of(old)?;

@@ -167,12 +167,12 @@ pub fn step_inputs(
     Ok(Arc::new(out))
 }
 
+/// Per image, the changed paths that hit its own inputs (with the input hit).
+pub type ChangedImages = Arc<BTreeMap<String, Vec<(String, Input)>>>;
+
 /// For each image, the changed paths that hit its own inputs.
 #[salsa::tracked(returns(ref))]
-pub fn changed_images(
-    db: &dyn Db,
-    ws: Workspace,
-) -> Result<Arc<BTreeMap<String, Vec<(String, Input)>>>, Diagnostic> {
+pub fn changed_images(db: &dyn Db, ws: Workspace) -> Result<ChangedImages, Diagnostic> {
     let all = image_inputs(db, ws.files(db)).clone()?;
     let changes = ws.changes(db).paths(db);
     let mut out: BTreeMap<String, Vec<(String, Input)>> = BTreeMap::new();
@@ -364,7 +364,7 @@ fn match_step(
     step: &crate::pipeline::Step,
     si: &StepInputs,
     changes: &[String],
-    changed_imgs: &Result<Arc<BTreeMap<String, Vec<(String, Input)>>>, Diagnostic>,
+    changed_imgs: &Result<ChangedImages, Diagnostic>,
     d: &mut StepDecision,
     errors: &mut Vec<Diagnostic>,
 ) {

@@ -18,7 +18,7 @@ pub fn parse(path: &str, text: &str) -> Result<Value, Diagnostic> {
 pub fn string_or_list(v: &Value) -> Option<Vec<String>> {
     match v {
         Value::String(s) => Some(vec![s.clone()]),
-        Value::Sequence(items) => items.iter().map(|i| scalar_string(i)).collect(),
+        Value::Sequence(items) => items.iter().map(scalar_string).collect(),
         Value::Null => Some(Vec::new()),
         _ => None,
     }
