@@ -21,9 +21,14 @@ fn describe(comp: &str) -> serde_json::Value {
     let (db, ws) = common::database(&root, paths.clone(), false);
     let (lazy_db, lazy_ws) = common::database(&root, paths, true);
     let file = db.file(comp);
-    let closure = composition_imports(&db, ws.files, ws.options, file);
-    let lazy = composition_imports(&lazy_db, lazy_ws.files, lazy_ws.options, lazy_db.file(comp));
-    let images = composition_images(&db, ws.files, ws.options, file);
+    let closure = composition_imports(&db, ws.files(&db), ws.options(&db), file);
+    let lazy = composition_imports(
+        &lazy_db,
+        lazy_ws.files(&lazy_db),
+        lazy_ws.options(&lazy_db),
+        lazy_db.file(comp),
+    );
+    let images = composition_images(&db, ws.files(&db), ws.options(&db), file);
     let lazy_only: Vec<String> = lazy
         .files
         .iter()
@@ -100,8 +105,8 @@ fn editing_one_module_reparses_only_it() {
     let run = |db: &Database| {
         for c in &comps {
             let f = db.file(c);
-            let _ = composition_imports(db, ws.files, ws.options, f);
-            let _ = composition_images(db, ws.files, ws.options, f);
+            let _ = composition_imports(db, ws.files(db), ws.options(db), f);
+            let _ = composition_images(db, ws.files(db), ws.options(db), f);
         }
     };
     run(&db);

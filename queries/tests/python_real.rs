@@ -120,12 +120,12 @@ fn real_checkouts_match_the_reference() {
 
         let started = Instant::now();
         for c in common::compositions(&paths) {
-            let _ = composition_imports(&db, ws.files, ws.options, db.file(&c));
+            let _ = composition_imports(&db, ws.files(&db), ws.options(&db), db.file(&c));
         }
         let cold = started.elapsed();
         let started = Instant::now();
         for c in common::compositions(&paths) {
-            let _ = composition_images(&db, ws.files, ws.options, db.file(&c));
+            let _ = composition_images(&db, ws.files(&db), ws.options(&db), db.file(&c));
         }
         let cold_images = started.elapsed();
 
@@ -140,8 +140,8 @@ fn real_checkouts_match_the_reference() {
                 continue;
             }
             let file = db.file(&format!("{dir}/mzcompose.py"));
-            let closure = composition_imports(&db, ws.files, ws.options, file);
-            let imgs = composition_images(&db, ws.files, ws.options, file);
+            let closure = composition_imports(&db, ws.files(&db), ws.options(&db), file);
+            let imgs = composition_images(&db, ws.files(&db), ws.options(&db), file);
             let ref_imports = strings(&comp["imports"]);
             let mine: BTreeSet<String> = closure.files.iter().cloned().collect();
             let ref_images = strings(&comp["images"]);
@@ -210,13 +210,13 @@ fn real_checkouts_match_the_reference() {
                 continue;
             };
             let path = format!("{dir}/mzcompose.py");
-            eager_total += composition_imports(&db, ws.files, ws.options, db.file(&path))
+            eager_total += composition_imports(&db, ws.files(&db), ws.options(&db), db.file(&path))
                 .files
                 .len();
             lazy_total += composition_imports(
                 &lazy_db,
-                lazy_ws.files,
-                lazy_ws.options,
+                lazy_ws.files(&lazy_db),
+                lazy_ws.options(&lazy_db),
                 lazy_db.file(&path),
             )
             .files
