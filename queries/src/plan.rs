@@ -297,7 +297,12 @@ pub fn plan(db: &dyn Db, ws: Workspace) -> Result<Arc<Plan>, Diagnostic> {
                 d.globs = si.globs.iter().map(|g| g.0.clone()).collect();
                 d.images = si.images.iter().cloned().collect();
                 d.has_inputs = !si.globs.is_empty() || !si.images.is_empty();
-                if let Some(why) = &unknown {
+                if let Some(e) = image_inputs_error(db, ws, &si.image_closure) {
+                    // An image the step uses has unknown inputs: keep it (SPEC §10).
+                    errors.push(e.clone());
+                    d.changed = true;
+                    d.reasons.push(Reason::FailSafe { diagnostic: e });
+                } else if let Some(why) = &unknown {
                     if d.has_inputs {
                         d.changed = true;
                         d.reasons.push(Reason::ChangesUnknown { why: why.clone() });
@@ -358,6 +363,19 @@ pub fn plan(db: &dyn Db, ws: Workspace) -> Result<Arc<Plan>, Diagnostic> {
         changes_unknown: unknown,
         errors,
     }))
+}
+
+/// The first error among the inputs of `images`, if any.
+fn image_inputs_error(db: &dyn Db, ws: Workspace, images: &BTreeSet<String>) -> Option<Diagnostic> {
+    if images.is_empty() {
+        return None;
+    }
+    match image_inputs(db, ws.files(db)) {
+        Ok(all) => images
+            .iter()
+            .find_map(|n| all.get(n).and_then(|i| i.as_ref().err()).cloned()),
+        Err(e) => Some(e.clone()),
+    }
 }
 
 fn match_step(
