@@ -393,14 +393,7 @@ fn registry(s: &Session, flag: Option<&str>) -> String {
                 .content(&s.db)
                 .bytes()
                 .and_then(|b| std::str::from_utf8(b).ok())
-                .and_then(|t| {
-                    t.lines().find_map(|l| {
-                        let l = l.trim();
-                        let rest = l.strip_prefix("MZ_GHCR_DEFAULT")?.trim_start();
-                        let rest = rest.strip_prefix('=')?.trim();
-                        Some(rest.trim_matches(|c| c == '"' || c == '\'').to_string())
-                    })
-                })
+                .and_then(ghcr_default)
                 .unwrap_or_else(|| "1".to_string());
             finish::env_is_truthy(Some(&default))
         }
@@ -410,6 +403,40 @@ fn registry(s: &Session, flag: Option<&str>) -> String {
     } else {
         "materialize".into()
     }
+}
+
+/// The value of `MZ_GHCR_DEFAULT` in the text of `docker.py`: a string
+/// literal, or `"A" if ui.env_is_truthy("VAR") else "B"` evaluated against
+/// the environment, as the reference's module would be at import time.
+fn ghcr_default(text: &str) -> Option<String> {
+    fn literal(s: &str) -> Option<(&str, &str)> {
+        let s = s.trim_start();
+        let q = s.chars().next().filter(|c| *c == '"' || *c == '\'')?;
+        let end = s[1..].find(q)? + 1;
+        Some((&s[1..end], &s[end + 1..]))
+    }
+    let line = text.lines().find_map(|l| {
+        let rest = l.strip_prefix("MZ_GHCR_DEFAULT")?;
+        if !rest.starts_with([' ', ':', '=']) {
+            return None;
+        }
+        // `= value`, or with an annotation `: str = value`.
+        Some(rest.split_once('=')?.1.trim())
+    })?;
+    let (first, rest) = literal(line)?;
+    let rest = rest.trim();
+    if rest.is_empty() || rest.starts_with('#') {
+        return Some(first.to_string());
+    }
+    let cond = rest.strip_prefix("if")?.trim_start();
+    let cond = cond
+        .strip_prefix("ui.env_is_truthy(")
+        .or_else(|| cond.strip_prefix("env_is_truthy("))?;
+    let (var, after) = literal(cond)?;
+    let after = after.trim_start().strip_prefix(')')?.trim_start();
+    let (second, _) = literal(after.strip_prefix("else")?)?;
+    let set = finish::env_is_truthy(std::env::var(var).ok().as_deref());
+    Some(if set { first } else { second }.to_string())
 }
 
 fn cmd_fingerprint(g: &Global, a: &FingerprintArgs) -> Result<i32, Error> {
@@ -797,4 +824,31 @@ fn cmd_graph(g: &Global, step: Option<&str>, a: &ChangeArgs) -> Result<i32, Erro
         _ => crate::graph::to_dot(&graph),
     };
     print_out(g, &crate::graph::to_json(&graph), &text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ghcr_default;
+
+    #[test]
+    fn ghcr_default_forms() {
+        assert_eq!(
+            ghcr_default("MZ_GHCR_DEFAULT = \"0\"\n").as_deref(),
+            Some("0")
+        );
+        assert_eq!(
+            ghcr_default("x = 1\nMZ_GHCR_DEFAULT: str = '1'  # comment\n").as_deref(),
+            Some("1")
+        );
+        assert_eq!(ghcr_default("MZ_GHCR_DEFAULT_X = \"0\"\n"), None);
+        assert_eq!(ghcr_default("MZ_GHCR_DEFAULT = compute()\n"), None);
+        // The conditional form depends on an environment variable no test sets.
+        assert_eq!(
+            ghcr_default(
+                "MZ_GHCR_DEFAULT = \"1\" if ui.env_is_truthy(\"PIPETRIM_TEST_NEVER_SET\") else \"0\"\n"
+            )
+            .as_deref(),
+            Some("0")
+        );
+    }
 }

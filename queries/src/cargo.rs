@@ -67,10 +67,12 @@ impl CargoWorkspace {
         kind: &str,
         targets: impl Fn(&Crate) -> &Vec<String>,
     ) -> Result<&Crate, Diagnostic> {
+        // Every occurrence counts, as in the reference: a target listed twice
+        // in one crate is as ambiguous as one in two crates.
         let found: Vec<&Crate> = self
             .members
             .values()
-            .filter(|c| targets(c).iter().any(|t| t == target))
+            .flat_map(|c| targets(c).iter().filter(|t| *t == target).map(move |_| c))
             .collect();
         match found.as_slice() {
             [one] => Ok(one),

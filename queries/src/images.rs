@@ -185,15 +185,57 @@ fn parse_pre_image(path: &str, text: &str, item: &Value) -> Result<PreImage, Dia
                 matching,
             })
         }
-        other => Err(err(
-            format!(
-                "unknown pre-image type {}",
-                other.map_or("(none)".to_string(), |t| format!("`{t}`"))
-            ),
-            "pre-image",
-        )
-        .hint("use `type: cargo-build` or `type: copy`")),
+        other => {
+            let line = other
+                .and_then(|t| line_of_entry(text, "type", t))
+                .or_else(|| line_of(text, "pre-image"));
+            Err(Diagnostic::in_file(
+                path,
+                format!(
+                    "unknown pre-image type {}",
+                    other.map_or("(none)".to_string(), |t| format!("`{t}`"))
+                ),
+            )
+            .at_line(line)
+            .hint("use `type: cargo-build` or `type: copy`"))
+        }
     }
+}
+
+/// 1-based line of the first YAML entry `key: ... value ...` at or after the
+/// first `key:` line of `text` (`- key: value`, flow lists and block list
+/// items under the key count), matching `value` as a whole word. For pointing
+/// diagnostics at a value; `None` when no such line is found.
+pub fn line_of_entry(text: &str, key: &str, value: &str) -> Option<usize> {
+    let is_word = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.';
+    let has_word = |line: &str| {
+        line.match_indices(value).any(|(i, _)| {
+            let b = line.as_bytes();
+            (i == 0 || !is_word(b[i - 1])) && b.get(i + value.len()).is_none_or(|&c| !is_word(c))
+        })
+    };
+    let mut in_key = false;
+    for (n, line) in text.lines().enumerate() {
+        let t = line.trim_start().trim_start_matches("- ").trim_start();
+        if let Some(rest) = t
+            .strip_prefix(key)
+            .and_then(|r| r.trim_start().strip_prefix(':'))
+        {
+            in_key = true;
+            if has_word(rest) {
+                return Some(n + 1);
+            }
+            continue;
+        }
+        // A block list item under the key.
+        if in_key && line.trim_start().starts_with('-') && !t.contains(':') && has_word(t) {
+            return Some(n + 1);
+        }
+        if t.contains(':') {
+            in_key = false;
+        }
+    }
+    None
 }
 
 /// The image names of a Dockerfile's `MZFROM` lines (bytes, per line).
@@ -353,7 +395,7 @@ pub fn compositions(db: &dyn Db, files: FileSet) -> Result<BTreeMap<String, Stri
         if let Some(first) = out.get(&name) {
             return Err(Diagnostic::in_file(
                 path,
-                format!("composition `{name}` exists twice (also in `{first}`)"),
+                format!("composition `{name}` exists twice (also in `{first}/mzcompose.py`)"),
             )
             .hint("composition names (the directory holding mzcompose.py) must be unique"));
         }
@@ -383,6 +425,7 @@ mod tests {
         let e =
             parse_mzbuild("a/mzbuild.yml", "name: x\npre-image:\n  - type: nope\n").unwrap_err();
         assert!(e.message.contains("unknown pre-image type `nope`"), "{e}");
+        assert_eq!(e.line, Some(3));
         let e = parse_mzbuild(
             "a/mzbuild.yml",
             "name: x\npre-image:\n  - type: copy\n    source: a\n",
@@ -398,6 +441,18 @@ mod tests {
         let e = parse_mzbuild("a/mzbuild.yml", "name: [x\n").unwrap_err();
         assert!(e.message.contains("malformed YAML"), "{e}");
         assert!(e.line.is_some());
+    }
+
+    #[test]
+    fn line_of_entry_finds_values_of_a_key() {
+        let t = "name: a\npre-image:\n  - type: cargo-build\n    bin: [a, b]\n    example:\n      - a\n      - td\n";
+        assert_eq!(line_of_entry(t, "bin", "b"), Some(4));
+        assert_eq!(line_of_entry(t, "bin", "a"), Some(4));
+        assert_eq!(line_of_entry(t, "example", "td"), Some(7));
+        assert_eq!(line_of_entry(t, "example", "a"), Some(6));
+        assert_eq!(line_of_entry(t, "type", "cargo-build"), Some(3));
+        assert_eq!(line_of_entry(t, "bin", "c"), None);
+        assert_eq!(line_of_entry("bin: abc\n", "bin", "ab"), None);
     }
 
     #[test]

@@ -197,6 +197,12 @@ fn own_inputs(
                         ws.crate_for_bin(target)
                     }
                     .map_err(|mut e| {
+                        let key = if is_example { "example" } else { "bin" };
+                        e.line = db
+                            .file(&mzbuild)
+                            .text(db)
+                            .ok()
+                            .and_then(|t| crate::images::line_of_entry(t, key, target));
                         e.file = Some(mzbuild.clone());
                         e
                     })?;
