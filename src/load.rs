@@ -64,24 +64,36 @@ impl Loader for DiskLoader {
 /// The visible files of `root`: tracked files present in the work tree plus
 /// untracked files that are not ignored; for a plain directory, every file
 /// not ignored by `.gitignore`. Sorted, repo-relative, `/`-separated.
+///
+/// One parallel, ignore-aware walk finds every non-ignored file; tracked
+/// files it did not see (inside ignored directories) are checked with
+/// `lstat`, so a tracked file counts exactly when it is present.
 pub fn visible_files(root: &Path) -> Result<Vec<String>, Error> {
-    let mut out: BTreeSet<String> = BTreeSet::new();
-    let repo = crate::git::open(root).ok();
-    if let Some(repo) = &repo {
+    let walked = walk(root);
+    let mut out: BTreeSet<String> = walked.iter().cloned().collect();
+    if let Ok(repo) = crate::git::open(root) {
         let index = repo
             .index_or_empty()
             .map_err(|e| Error::Git(format!("cannot read the index: {e}")))?;
         for entry in index.entries() {
-            let path = entry.path(&index);
-            let Ok(path) = std::str::from_utf8(path) else {
+            let Ok(path) = std::str::from_utf8(entry.path(&index)) else {
                 continue;
             };
+            if walked.contains(path) {
+                continue;
+            }
             // Tracked files deleted from the work tree are not visible.
             if std::fs::symlink_metadata(root.join(path)).is_ok() {
                 out.insert(path.to_string());
             }
         }
     }
+    Ok(out.into_iter().collect())
+}
+
+/// Every non-ignored file below `root` (files and symlinks), in parallel.
+fn walk(root: &Path) -> std::collections::HashSet<String> {
+    let found = std::sync::Mutex::new(std::collections::HashSet::new());
     let mut walk = ignore::WalkBuilder::new(root);
     walk.hidden(false)
         .parents(false)
@@ -90,29 +102,31 @@ pub fn visible_files(root: &Path) -> Result<Vec<String>, Error> {
         .git_global(true)
         .require_git(false)
         .ignore(false)
+        .threads(std::thread::available_parallelism().map_or(2, |n| n.get().min(8)))
         .filter_entry(|e| e.file_name() != ".git");
-    for entry in walk.build() {
-        let entry = match entry {
-            Ok(e) => e,
-            // Unreadable directories: what is inside cannot be an input we know of.
-            Err(_) => continue,
-        };
-        let is_file = entry
-            .file_type()
-            .is_some_and(|t| t.is_file() || t.is_symlink());
-        if !is_file {
-            continue;
-        }
-        let Ok(rel) = entry.path().strip_prefix(root) else {
-            continue;
-        };
-        let Some(rel) = rel.to_str() else {
-            // Non-UTF-8 names cannot be named in a pipeline; skip them.
-            continue;
-        };
-        if !rel.is_empty() {
-            out.insert(rel.replace(std::path::MAIN_SEPARATOR, "/"));
-        }
-    }
-    Ok(out.into_iter().collect())
+    walk.build_parallel().run(|| {
+        let found = &found;
+        Box::new(move |entry| {
+            use ignore::WalkState;
+            let Ok(entry) = entry else {
+                // Unreadable directories: nothing inside can be an input we know of.
+                return WalkState::Continue;
+            };
+            let is_file = entry
+                .file_type()
+                .is_some_and(|t| t.is_file() || t.is_symlink());
+            if is_file
+                && let Ok(rel) = entry.path().strip_prefix(root)
+                // Non-UTF-8 names cannot be named in a pipeline; skip them.
+                && let Some(rel) = rel.to_str()
+                && !rel.is_empty()
+            {
+                if let Ok(mut f) = found.lock() {
+                    f.insert(rel.replace(std::path::MAIN_SEPARATOR, "/"));
+                }
+            }
+            WalkState::Continue
+        })
+    });
+    found.into_inner().unwrap_or_default()
 }
