@@ -120,10 +120,9 @@ fn walk(root: &Path) -> std::collections::HashSet<String> {
                 // Non-UTF-8 names cannot be named in a pipeline; skip them.
                 && let Some(rel) = rel.to_str()
                 && !rel.is_empty()
+                && let Ok(mut f) = found.lock()
             {
-                if let Ok(mut f) = found.lock() {
-                    f.insert(rel.replace(std::path::MAIN_SEPARATOR, "/"));
-                }
+                f.insert(rel.replace(std::path::MAIN_SEPARATOR, "/"));
             }
             WalkState::Continue
         })
