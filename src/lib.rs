@@ -10,6 +10,7 @@ pub mod cli;
 pub mod env;
 pub mod error;
 pub mod finish;
+pub mod r#gen;
 pub mod git;
 pub mod load;
 pub mod report;
