@@ -11,6 +11,7 @@ pub mod env;
 pub mod error;
 pub mod explain;
 pub mod finish;
+pub mod r#gen;
 pub mod git;
 pub mod graph;
 pub mod load;
