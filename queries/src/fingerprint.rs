@@ -8,7 +8,7 @@ use sha1::{Digest, Sha1};
 use crate::db::{Db, File, FileContent, FileSet};
 use crate::diag::Diagnostic;
 use crate::images::{PreImage, image_graph};
-use crate::inputs::image_files;
+use crate::inputs::{ImageName, image_own_files};
 
 /// The build variant a fingerprint is for.
 #[salsa::interned(debug)]
@@ -71,7 +71,11 @@ pub fn fingerprints<'db>(
     let graph = image_graph(db, files).clone()?;
     let mut selfs: BTreeMap<String, Digest20> = BTreeMap::new();
     for img in graph.images.values() {
-        selfs.insert(img.name.clone(), self_hash(db, files, variant, &img.name)?);
+        let key = ImageName::new(db, img.name.clone());
+        selfs.insert(
+            img.name.clone(),
+            self_hash(db, files, variant, key).clone()?,
+        );
     }
     let mut full: BTreeMap<String, Digest20> = BTreeMap::new();
     // Dependencies first: the graph is acyclic (image_graph checked).
@@ -108,19 +112,24 @@ pub fn fingerprints<'db>(
     Ok(Arc::new(full))
 }
 
-fn self_hash(
-    db: &dyn Db,
+/// An image's own hash (its inputs, pre-image extras and the variant):
+/// memoized per image, so an edit re-hashes only the images that include
+/// the edited file.
+#[salsa::tracked(returns(ref))]
+pub fn self_hash<'db>(
+    db: &'db dyn Db,
     files: FileSet,
-    variant: Variant<'_>,
-    name: &str,
+    variant: Variant<'db>,
+    key: ImageName<'db>,
 ) -> Result<Digest20, Diagnostic> {
+    let name = key.name(db).as_str();
     let graph = image_graph(db, files).clone()?;
     let Some(img) = graph.get(name) else {
         return Err(Diagnostic::new(format!("unknown image `{name}`")));
     };
-    let inputs = image_files(db, files, name, false)?;
+    let inputs = image_own_files(db, files, key).clone()?;
     let mut h = Sha1::new();
-    for path in &inputs {
+    for path in inputs.iter() {
         let file = db.file(path);
         let Some(digest) = content_sha1(db, file) else {
             let why = match file.content(db) {

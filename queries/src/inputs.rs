@@ -119,11 +119,15 @@ pub fn image_inputs(
     } else {
         None
     };
+    let specs = match &ws {
+        Some(Ok(w)) => crate_specs(w),
+        _ => BTreeMap::new(),
+    };
     let mut out = BTreeMap::new();
     for img in graph.images.values() {
         out.insert(
             img.name.clone(),
-            own_inputs(db, files, &graph, img, ws.as_ref()),
+            own_inputs(db, files, &graph, img, ws.as_ref(), &specs),
         );
     }
     Ok(Arc::new(out))
@@ -135,6 +139,7 @@ fn own_inputs(
     graph: &ImageGraph,
     img: &Image,
     ws: Option<&Result<Arc<CargoWorkspace>, Diagnostic>>,
+    specs: &BTreeMap<String, InputSpec>,
 ) -> ImageInputs {
     // Nested image contexts belong to the nested image only (the reference
     // partitions files by the longest matching context directory).
@@ -210,8 +215,11 @@ fn own_inputs(
                         format!("{} `{target}`", if is_example { "example" } else { "bin" });
                     for (krate, chain) in dependency_chains(ws, &owner.name, is_example)? {
                         let Some(c) = ws.get(&krate) else { continue };
+                        let Some(spec) = specs.get(&c.name) else {
+                            continue;
+                        };
                         inputs.push(Input {
-                            spec: crate_spec(ws, &c.dir),
+                            spec: spec.clone(),
                             origin: Origin::Crate {
                                 target: label.clone(),
                                 chain,
@@ -260,21 +268,38 @@ fn dependency_chains(
     Ok(chains)
 }
 
-/// A crate's inputs: its directory except `mzcompose`, `mzcompose.py` and
-/// nested crates (which the reference assigns to the nested crate only).
-fn crate_spec(ws: &CargoWorkspace, dir: &str) -> InputSpec {
-    let mut except = vec![format!("{dir}/mzcompose"), format!("{dir}/mzcompose.py")];
-    let mut nested: BTreeSet<String> = BTreeSet::new();
-    for c in ws.all() {
-        if paths::is_under(&c.dir, dir) {
-            nested.insert(c.dir.clone());
+/// Every crate's inputs: its directory except `mzcompose`, `mzcompose.py`
+/// and nested crates (which the reference assigns to the nested crate
+/// only). Built once per workspace: nested directories follow their parent
+/// in sorted order, so this is linear in the number of crates.
+fn crate_specs(ws: &CargoWorkspace) -> BTreeMap<String, InputSpec> {
+    let dirs: BTreeSet<&str> = ws.all().map(|c| c.dir.as_str()).collect();
+    let dirs: Vec<&str> = dirs.into_iter().collect();
+    let mut by_dir: BTreeMap<&str, InputSpec> = BTreeMap::new();
+    for (i, dir) in dirs.iter().enumerate() {
+        let mut except = vec![format!("{dir}/mzcompose"), format!("{dir}/mzcompose.py")];
+        for other in &dirs[i + 1..] {
+            if paths::is_under(other, dir) {
+                except.push(other.to_string());
+            } else if !other.starts_with(dir) {
+                break;
+            }
         }
+        by_dir.insert(
+            dir,
+            InputSpec::Dir {
+                dir: dir.to_string(),
+                except,
+            },
+        );
     }
-    except.extend(nested);
-    InputSpec::Dir {
-        dir: dir.to_string(),
-        except,
-    }
+    ws.all()
+        .filter_map(|c| {
+            by_dir
+                .get(c.dir.as_str())
+                .map(|s| (c.name.clone(), s.clone()))
+        })
+        .collect()
 }
 
 /// `ci/builder/`, `Cargo.toml`, `Cargo.lock` and `.cargo/config` if it exists.
@@ -299,6 +324,34 @@ pub fn cargo_shared_inputs(db: &dyn Db, files: FileSet) -> Vec<InputSpec> {
     out
 }
 
+/// An image name as a salsa key, for per-image queries.
+#[salsa::interned(debug)]
+pub struct ImageName<'db> {
+    #[returns(ref)]
+    pub name: String,
+}
+
+/// One image's own input files, sorted and deduplicated: memoized per image,
+/// so fingerprints and reports expand each image once.
+#[salsa::tracked(returns(ref))]
+pub fn image_own_files<'db>(
+    db: &'db dyn Db,
+    files: FileSet,
+    name: ImageName<'db>,
+) -> Result<Arc<Vec<String>>, Diagnostic> {
+    let all = image_inputs(db, files).clone()?;
+    let name = name.name(db);
+    let Some(inputs) = all.get(name) else {
+        return Err(Diagnostic::new(format!("unknown image `{name}`")));
+    };
+    let inputs = inputs.as_ref().map_err(Clone::clone)?;
+    let mut out: BTreeSet<&String> = BTreeSet::new();
+    for i in inputs {
+        out.extend(i.spec.expand(db, files));
+    }
+    Ok(Arc::new(out.into_iter().cloned().collect()))
+}
+
 /// An image's input files, sorted and deduplicated; with `transitive`, also
 /// those of every image it depends on.
 pub fn image_files(
@@ -307,21 +360,24 @@ pub fn image_files(
     name: &str,
     transitive: bool,
 ) -> Result<Vec<String>, Diagnostic> {
-    let all = image_inputs(db, files).clone()?;
     let graph = image_graph(db, files).clone()?;
     let names = if transitive {
         graph.closure(name)
     } else {
         BTreeSet::from([name.to_string()])
     };
-    let mut out: BTreeSet<&String> = BTreeSet::new();
-    for n in &names {
-        let Some(inputs) = all.get(n) else {
-            return Err(Diagnostic::new(format!("unknown image `{n}`")));
-        };
-        for i in inputs.as_ref().map_err(Clone::clone)? {
-            out.extend(i.spec.expand(db, files));
-        }
+    if names.len() == 1 {
+        let key = ImageName::new(db, name.to_string());
+        return image_own_files(db, files, key)
+            .as_ref()
+            .map(|v| v.to_vec())
+            .map_err(Clone::clone);
     }
-    Ok(out.into_iter().cloned().collect())
+    let mut out: BTreeSet<String> = BTreeSet::new();
+    for n in &names {
+        let key = ImageName::new(db, n.clone());
+        let own = image_own_files(db, files, key).clone()?;
+        out.extend(own.iter().cloned());
+    }
+    Ok(out.into_iter().collect())
 }

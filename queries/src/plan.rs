@@ -29,6 +29,9 @@ pub struct StepInputs {
     /// Pathspecs: explicit inputs, composition directories, imported files
     /// (what the reference's report prints as `globs:`), with their origins.
     pub globs: Vec<(String, GlobOrigin)>,
+    /// The globs compiled once (aligned with `globs`; `None` if malformed,
+    /// which the step's error already reports).
+    pub compiled: Vec<Option<Pathspec>>,
     /// Images the step uses directly (compositions' images, cloudtest's).
     pub images: BTreeSet<String>,
     /// Those images and everything they depend on.
@@ -167,6 +170,11 @@ pub fn step_inputs(
                 Err(e) => result = Err(e.clone()),
             }
         }
+        si.compiled = si
+            .globs
+            .iter()
+            .map(|(g, _)| Pathspec::parse(g).ok())
+            .collect();
         out.push(result.map(|()| si));
     }
     Ok(Arc::new(out))
@@ -395,8 +403,8 @@ fn match_step(
         .collect();
     let excluded = |p: &str| excludes.iter().any(|e| e.matches(p));
     let mut hit = BTreeSet::new();
-    for (glob, origin) in &si.globs {
-        let Ok(spec) = Pathspec::parse(glob) else {
+    for ((glob, origin), spec) in si.globs.iter().zip(&si.compiled) {
+        let Some(spec) = spec else {
             continue;
         };
         if spec.is_exclude() {
