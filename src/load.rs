@@ -72,9 +72,15 @@ pub fn visible_files(root: &Path) -> Result<Vec<String>, Error> {
     let walked = walk(root);
     let mut out: BTreeSet<String> = walked.iter().cloned().collect();
     if let Ok(repo) = crate::git::open(root) {
-        let index = repo
-            .index_or_empty()
-            .map_err(|e| Error::Git(format!("cannot read the index: {e}")))?;
+        // Read the index without verifying its trailing checksum: git just
+        // wrote it, and hashing the whole file is most of the cost.
+        let index = gix::index::File::at_or_default(
+            repo.index_path(),
+            repo.object_hash(),
+            true,
+            Default::default(),
+        )
+        .map_err(|e| Error::Git(format!("cannot read the index: {e}")))?;
         for entry in index.entries() {
             let Ok(path) = std::str::from_utf8(entry.path(&index)) else {
                 continue;

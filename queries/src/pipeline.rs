@@ -7,7 +7,7 @@ use serde_yaml_ng::Value;
 
 use crate::cargo::workspace_manifest;
 use crate::db::{Db, Options};
-use crate::diag::{Diagnostic, line_of};
+use crate::diag::Diagnostic;
 use crate::yaml;
 
 /// What kind of step a template entry is.
@@ -100,7 +100,8 @@ pub fn parse_template(path: &str, text: &str) -> Result<Template, Diagnostic> {
         );
     };
     let mut steps = Vec::new();
-    let mut cursor = 0usize;
+    // (byte offset, newlines before it) of the last step found in the text.
+    let mut cursor = (0usize, 0usize);
     for item in top {
         let step = parse_step(path, text, item, None, steps.len(), &mut cursor)?;
         let group_name = step.group_name.clone();
@@ -137,7 +138,7 @@ fn parse_step(
     item: &Value,
     group: Option<String>,
     index: usize,
-    cursor: &mut usize,
+    cursor: &mut (usize, usize),
 ) -> Result<Parsed, Diagnostic> {
     let blank = |kind, line| Step {
         id: String::new(),
@@ -183,10 +184,18 @@ fn parse_step(
         None
     } else {
         let needle = format!("id: {id}");
-        text[*cursor..].find(&needle).map(|at| {
-            *cursor += at + needle.len();
-            line_of(text, &text[..0]).unwrap_or(1) + text[..*cursor].matches('\n').count()
-        })
+        text.get(cursor.0..)
+            .and_then(|rest| rest.find(&needle))
+            .map(|at| {
+                // Count newlines only between the previous step and this one.
+                let end = cursor.0 + at;
+                cursor.1 += text.as_bytes()[cursor.0..end]
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count();
+                cursor.0 = end;
+                cursor.1 + 1
+            })
     };
     let kind = if map.contains_key("wait") {
         StepKind::Wait
