@@ -156,8 +156,78 @@ pub fn diff_paths(
     Ok(out.into_iter().collect())
 }
 
-/// Staged, unstaged and untracked (non-ignored) changes relative to HEAD.
+/// Staged, unstaged and untracked (non-ignored) changes relative to HEAD:
+/// HEAD tree vs index (both sides of anything the index moved), index vs
+/// work tree (modified, deleted, type changes, intent-to-add) and untracked
+/// files that no `.gitignore`, `.git/info/exclude` or core.excludesFile
+/// ignores. The same set as `git diff --name-only HEAD` plus
+/// `git ls-files --others --exclude-standard`. Sorted, deduplicated.
 pub fn uncommitted(root: &Path) -> Result<Vec<String>, Error> {
-    let _ = root;
-    Err(Error::Git("--uncommitted is not supported yet".into()))
+    use gix::status::Item;
+    use gix::status::index_worktree::Item as Wt;
+    use gix::status::plumbing::index_as_worktree::EntryStatus;
+
+    let repo = open(root)?;
+    let status = repo
+        .status(gix::progress::Discard)
+        .map_err(|e| Error::Git(format!("cannot compute the status: {e}")))?
+        .untracked_files(gix::status::UntrackedFiles::Files)
+        .index_worktree_rewrites(None)
+        .tree_index_track_renames(gix::status::tree_index::TrackRenames::Disabled)
+        .index_worktree_submodules(None);
+    let iter = status
+        .into_iter(Vec::<gix::bstr::BString>::new())
+        .map_err(|e| Error::Git(format!("cannot compute the status: {e}")))?;
+    let mut out = BTreeSet::new();
+    let mut add = |p: &[u8]| {
+        if let Ok(s) = std::str::from_utf8(p) {
+            out.insert(s.to_string());
+        }
+    };
+    for item in iter {
+        let item = item.map_err(|e| Error::Git(format!("cannot compute the status: {e}")))?;
+        match &item {
+            Item::TreeIndex(change) => {
+                add(change.location());
+                if let gix::diff::index::ChangeRef::Rewrite {
+                    source_location, ..
+                } = change
+                {
+                    add(source_location);
+                }
+            }
+            Item::IndexWorktree(Wt::Modification {
+                rela_path, status, ..
+            }) => match status {
+                EntryStatus::NeedsUpdate(_) => {}
+                EntryStatus::Change(_)
+                | EntryStatus::Conflict { .. }
+                | EntryStatus::IntentToAdd => add(rela_path),
+            },
+            Item::IndexWorktree(Wt::DirectoryContents { entry, .. }) => {
+                if untracked_file(entry) {
+                    add(&entry.rela_path);
+                }
+            }
+            Item::IndexWorktree(Wt::Rewrite {
+                source,
+                dirwalk_entry,
+                ..
+            }) => {
+                add(source.rela_path());
+                if untracked_file(dirwalk_entry) {
+                    add(&dirwalk_entry.rela_path);
+                }
+            }
+        }
+    }
+    Ok(out.into_iter().collect())
+}
+
+fn untracked_file(entry: &gix::dir::Entry) -> bool {
+    matches!(entry.status, gix::dir::entry::Status::Untracked)
+        && !matches!(
+            entry.disk_kind,
+            Some(gix::dir::entry::Kind::Directory) | Some(gix::dir::entry::Kind::Repository) | None
+        )
 }
