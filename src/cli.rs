@@ -78,6 +78,8 @@ pub enum Command {
     },
     /// Check the ci-builder images; print the bootstrap pipeline if any is missing.
     Bootstrap(BootstrapArgs),
+    /// Watch the checkout; after every edit print the steps the change needs.
+    Watch(WatchArgs),
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -233,6 +235,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         }
         Command::Bootstrap(a) => cmd_bootstrap(g, a),
         Command::Trim(a) => cmd_trim(g, a),
+        Command::Watch(a) => cmd_watch(g, a),
     }
 }
 
@@ -673,3 +676,33 @@ fn trim_context(g: &Global, a: &TrimArgs) -> Result<TrimContext, Error> {
 
 #[allow(dead_code)]
 fn unused(_: BTreeMap<(), ()>) {}
+
+#[derive(Args, Debug, Clone)]
+pub struct WatchArgs {
+    /// Base ref to diff against (merge base with HEAD); default origin/main, then main.
+    #[arg(long)]
+    pub base: Option<String>,
+}
+
+fn cmd_watch(g: &Global, a: &WatchArgs) -> Result<i32, Error> {
+    if !g.repo.is_dir() {
+        return Err(Error::Usage(format!(
+            "`{}` is not a directory (hint: pass --repo DIR)",
+            g.repo.display()
+        )));
+    }
+    let opts = SessionOptions {
+        pipeline: g.pipeline.clone(),
+        python_roots: if g.python_roots.is_empty() {
+            vec!["misc/python".to_string()]
+        } else {
+            g.python_roots.clone()
+        },
+        lazy_imports: g.lazy_imports,
+    };
+    let output = match g.format {
+        Format::Text => crate::watch::Output::Text,
+        Format::Json => crate::watch::Output::Json,
+    };
+    crate::watch::run(&g.repo, &opts, a.base.clone(), output)
+}

@@ -14,3 +14,4 @@ pub mod git;
 pub mod load;
 pub mod report;
 pub mod session;
+pub mod watch;
