@@ -81,6 +81,11 @@ pub struct WatchEngine {
     seq: u64,
     /// The committed part of the change set; recomputed when `.git/` moves.
     committed: Option<Changes>,
+    /// Uncommitted work; the work-tree part is updated path by path, the
+    /// whole is recomputed after a rescan or when `.git/` moves.
+    uncommitted: Option<Result<git::Uncommitted, String>>,
+    /// The index, for the path-by-path updates.
+    index: Option<git::IndexSnapshot>,
     /// The last printed answer's needed steps.
     last: Option<BTreeMap<String, StepState>>,
     /// The last printed answer's change set.
@@ -101,6 +106,8 @@ impl WatchEngine {
             base,
             seq: 0,
             committed: None,
+            uncommitted: None,
+            index: None,
             last: None,
             last_changes: None,
             last_error: None,
@@ -114,6 +121,7 @@ impl WatchEngine {
     /// Recomputes the change set and the plan; never quiet.
     pub fn evaluate(&mut self) -> Evaluation {
         let start = Instant::now();
+        self.uncommitted = None;
         let mut ev = self.answer(Vec::new(), start);
         ev.quiet = false;
         self.commit(&mut ev);
@@ -279,8 +287,45 @@ impl WatchEngine {
         }
         if git_moved {
             self.committed = None;
+            self.index = None;
+        }
+        if rescan || git_moved {
+            self.uncommitted = None;
+        } else {
+            self.update_uncommitted(&touched);
         }
         touched
+    }
+
+    /// Re-decides, for each touched path, whether it is uncommitted work.
+    fn update_uncommitted(&mut self, touched: &BTreeSet<String>) {
+        let Some(Ok(parts)) = &mut self.uncommitted else {
+            return;
+        };
+        let root = &self.session.root;
+        if self.index.is_none() {
+            match git::IndexSnapshot::load(root) {
+                Ok(i) => self.index = Some(i),
+                Err(_) => {
+                    self.uncommitted = None;
+                    return;
+                }
+            }
+        }
+        let Some(index) = &self.index else { return };
+        let files = self.session.ws.files(&self.session.db);
+        for p in touched {
+            let differs = match index.worktree_differs(root, p) {
+                Some(d) => d,
+                // Untracked: uncommitted iff visible.
+                None => files.contains(&self.session.db, p),
+            };
+            if differs {
+                parts.worktree.insert(p.clone());
+            } else {
+                parts.worktree.remove(p);
+            }
+        }
     }
 
     /// Recomputes the change set and reads the plan.
@@ -392,9 +437,13 @@ impl WatchEngine {
             Changes::Unknown(why) => (Vec::new(), Some(why.clone())),
             Changes::Known { paths, .. } => {
                 let mut paths = paths.clone();
-                match git::uncommitted(&root) {
-                    Ok(more) => {
-                        paths.extend(more);
+                let parts = self.uncommitted.get_or_insert_with(|| {
+                    git::uncommitted_parts(&root).map_err(|e| e.to_string())
+                });
+                match parts {
+                    Ok(u) => {
+                        paths.extend(u.staged.iter().cloned());
+                        paths.extend(u.worktree.iter().cloned());
                         (paths, None)
                     }
                     Err(e) => (

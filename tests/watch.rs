@@ -385,6 +385,11 @@ fn apply_edit(root: &Path, e: &Edit, counter: &mut usize) -> Vec<PathChange> {
     }
 }
 
+fn change_set(e: &WatchEngine) -> Vec<String> {
+    let db = &e.session.db;
+    e.session.ws.changes(db).paths(db).as_ref().clone()
+}
+
 /// What must agree between the incremental and the from-scratch answer.
 fn key(e: &Evaluation) -> (Vec<String>, Option<String>, Option<String>) {
     (e.needed.clone(), e.error.clone(), e.changes_unknown.clone())
@@ -411,6 +416,10 @@ proptest! {
             prop_assert_eq!(
                 live.session.files(), fresh.session.files(),
                 "visible files differ after edit {} {:?}", i, e
+            );
+            prop_assert_eq!(
+                change_set(&live), change_set(&fresh),
+                "change sets differ after edit {} {:?}", i, e
             );
             prop_assert_eq!(key(&got), key(&want), "after edit {} {:?}", i, e);
         }
@@ -812,4 +821,55 @@ fn binary_watches_and_prints_json_lines() {
     });
     // The process is still alive and answering; the guard kills it.
     assert!(child.0.try_wait().expect("wait").is_none());
+}
+
+// ---------------------------------------------------------------- latency
+
+/// Prints the engine's latency per update (edit → answer, no debounce) for
+/// a Rust, a Python and a Dockerfile edit on the fixture. Not an assertion:
+/// `cargo test --release --test watch latency -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn latency() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    fixture(root);
+    let mut e = engine(root);
+    e.evaluate();
+    let t = Instant::now();
+    for _ in 0..30 {
+        pipetrim::git::uncommitted(root).expect("status");
+    }
+    println!(
+        "git::uncommitted: {:.2} ms",
+        t.elapsed().as_secs_f64() * 1000.0 / 30.0
+    );
+    let t = Instant::now();
+    for _ in 0..30 {
+        pipetrim::git::open(root).expect("open");
+    }
+    println!(
+        "git::open: {:.2} ms",
+        t.elapsed().as_secs_f64() * 1000.0 / 30.0
+    );
+    for (file, comment) in [
+        ("src/b/src/lib.rs", "//"),
+        ("misc/python/materialize/util.py", "#"),
+        ("misc/images/clusterd/Dockerfile", "#"),
+    ] {
+        let mut ms = Vec::new();
+        for i in 0..30 {
+            let old = std::fs::read_to_string(root.join(file)).expect("read");
+            write(root, file, &format!("{old}{comment} {i}\n"));
+            let ev = e.apply(&paths(&[file]));
+            ms.push(ev.latency_ms);
+        }
+        ms.sort_by(f64::total_cmp);
+        println!(
+            "{file}: median {:.2} ms, p90 {:.2} ms, min {:.2} ms",
+            ms[ms.len() / 2],
+            ms[ms.len() * 9 / 10],
+            ms[0]
+        );
+    }
 }
