@@ -28,6 +28,9 @@ pub const QUIET: Duration = Duration::from_millis(20);
 /// build writing to an ignored directory cannot starve the answer.
 pub const MAX_BATCH: Duration = Duration::from_millis(500);
 
+/// At most this many files are named per added or removed step.
+const WHY_MAX: usize = 5;
+
 /// One thing that happened on disk, repo-relative and `/`-separated.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum PathChange {
@@ -63,8 +66,8 @@ pub struct Evaluation {
     /// The change set is unknown (no base ref, shallow clone): every step with inputs is kept.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub changes_unknown: Option<String>,
-    /// Nothing visible happened (only ignored paths, or git bookkeeping that
-    /// changed no answer): not printed, `seq` not advanced.
+    /// The answer repeats the last one (same change set, steps and error):
+    /// not printed, `seq` not advanced.
     #[serde(skip)]
     pub quiet: bool,
 }
@@ -132,16 +135,17 @@ impl WatchEngine {
     pub fn apply(&mut self, events: &[PathChange]) -> Evaluation {
         let start = Instant::now();
         let touched = self.update_inputs(events);
-        let visible = !touched.is_empty();
         let mut ev = self.answer(touched.into_iter().collect(), start);
-        // Git bookkeeping alone (an editor's `git status` refreshing the
-        // index) prints nothing unless the answer moved.
+        // An answer that repeats the last one is not printed: git
+        // bookkeeping (an editor's `git status` refreshing the index), edits
+        // that change no step, and our own output when it is redirected into
+        // the watched tree (which would otherwise feed back forever).
         let moved = ev.error != self.last_error
+            || ev.changes_unknown != self.last_changes.as_ref().and_then(|c| c.1.clone())
             || !ev.added.is_empty()
             || !ev.removed.is_empty()
-            || self.last_changes.as_ref().map(|c| (&c.0, &c.1))
-                != Some((&self.current_changes().0, &self.current_changes().1));
-        ev.quiet = !visible && !moved;
+            || self.last_changes.as_ref().map(|c| &c.0) != Some(&self.current_changes().0);
+        ev.quiet = !moved;
         if !ev.quiet {
             self.commit(&mut ev);
         }
@@ -193,6 +197,7 @@ impl WatchEngine {
         let loaded: BTreeSet<String> = self.session.db.loaded_paths().into_iter().collect();
         let mut excludes = Excludes::new(&root);
         let mut set_changed = false;
+        let mut new_files: Vec<String> = Vec::new();
         if rescan {
             git_moved = true;
             for p in &loaded {
@@ -255,12 +260,16 @@ impl WatchEngine {
                 Ok(_) => {
                     if in_set {
                         touched.insert(p.to_string());
-                    } else if excludes.is_tracked(p) || !excludes.is_excluded(p, false) {
+                    } else if excludes.is_tracked(p) {
                         set.insert(p.to_string());
                         set_changed = true;
                         touched.insert(p.to_string());
-                    } else if reloaded {
-                        touched.insert(p.to_string());
+                    } else {
+                        // Decided below, all at once, unless ignored.
+                        new_files.push(p.to_string());
+                        if reloaded {
+                            touched.insert(p.to_string());
+                        }
                     }
                 }
                 Err(_) => {
@@ -274,6 +283,16 @@ impl WatchEngine {
                     } else if reloaded {
                         touched.insert(p.to_string());
                     }
+                }
+            }
+        }
+        if !rescan && !new_files.is_empty() {
+            let query: Vec<(&str, bool)> = new_files.iter().map(|p| (p.as_str(), false)).collect();
+            for (p, ignored) in new_files.iter().zip(excludes.excluded(&query)) {
+                if !ignored {
+                    set.insert(p.clone());
+                    set_changed = true;
+                    touched.insert(p.clone());
                 }
             }
         }
@@ -403,6 +422,7 @@ impl WatchEngine {
                             _ => None,
                         }));
                     }
+                    because.truncate(WHY_MAX);
                     ev.why.insert(id.to_string(), because);
                 }
                 for (id, s) in last {
@@ -419,6 +439,7 @@ impl WatchEngine {
                     if because.is_empty() {
                         because = ev.changed_files.iter().take(3).cloned().collect();
                     }
+                    because.truncate(WHY_MAX);
                     ev.why.insert(id.clone(), because);
                 }
             }
@@ -542,35 +563,50 @@ impl Excludes {
     /// that cannot be decided, the path counts as not ignored (the caller
     /// then adds it, which is the safe side).
     fn is_excluded(&mut self, path: &str, is_dir: bool) -> bool {
+        self.excluded(&[(path, is_dir)])
+            .first()
+            .copied()
+            .unwrap_or(false)
+    }
+
+    /// [`Excludes::is_excluded`] for many paths, with one ignore stack (it
+    /// caches the `.gitignore` files of the directories it has seen).
+    fn excluded(&mut self, paths: &[(&str, bool)]) -> Vec<bool> {
+        let mut out = vec![false; paths.len()];
         let Some(repo) = self.repo() else {
-            return false;
+            return out;
         };
         let Ok(index) = repo.index_or_empty() else {
-            return false;
+            return out;
         };
         let Ok(mut stack) = repo.excludes(
             &index,
             None,
             gix::worktree::stack::state::ignore::Source::WorktreeThenIdMappingIfNotSkipped,
         ) else {
-            return false;
+            return out;
         };
-        let parts: Vec<&str> = path.split('/').collect();
-        for i in 1..=parts.len() {
-            let prefix = parts[..i].join("/");
-            let dir = i < parts.len() || is_dir;
-            let mode = if dir {
-                gix::index::entry::Mode::DIR
-            } else {
-                gix::index::entry::Mode::FILE
-            };
-            match stack.at_path(Path::new(&prefix), Some(mode)) {
-                Ok(platform) if platform.is_excluded() => return true,
-                Ok(_) => {}
-                Err(_) => return false,
+        for (slot, (path, is_dir)) in out.iter_mut().zip(paths) {
+            let parts: Vec<&str> = path.split('/').collect();
+            for i in 1..=parts.len() {
+                let prefix = parts[..i].join("/");
+                let dir = i < parts.len() || *is_dir;
+                let mode = if dir {
+                    gix::index::entry::Mode::DIR
+                } else {
+                    gix::index::entry::Mode::FILE
+                };
+                match stack.at_path(Path::new(&prefix), Some(mode)) {
+                    Ok(platform) if platform.is_excluded() => {
+                        *slot = true;
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
             }
         }
-        false
+        out
     }
 }
 
@@ -633,6 +669,9 @@ pub fn render(ev: &Evaluation, output: Output) -> String {
 
 fn because(ev: &Evaluation, id: &str) -> String {
     match ev.why.get(id) {
+        Some(files) if files.len() > 3 => {
+            format!("  ({}, ...)", files[..3].join(", "))
+        }
         Some(files) if !files.is_empty() => format!("  ({})", files.join(", ")),
         _ => String::new(),
     }
