@@ -103,6 +103,8 @@ pub enum Command {
         #[arg(required = true)]
         paths: Vec<String>,
     },
+    /// Watch the checkout; after every edit print the steps the change needs.
+    Watch(WatchArgs),
     /// Write a synthetic monorepo (a git repository) for benchmarks and tests.
     GenFixture(GenFixtureArgs),
 }
@@ -275,6 +277,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         Command::Affected { paths } => cmd_affected(g, paths),
         Command::Graph { step, changes } => cmd_graph(g, step.as_deref(), changes),
         Command::GenFixture(a) => cmd_gen_fixture(g, a),
+        Command::Watch(a) => cmd_watch(g, a),
     }
 }
 
@@ -887,4 +890,34 @@ mod tests {
             Some("0")
         );
     }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct WatchArgs {
+    /// Base ref to diff against (merge base with HEAD); default origin/main, then main.
+    #[arg(long)]
+    pub base: Option<String>,
+}
+
+fn cmd_watch(g: &Global, a: &WatchArgs) -> Result<i32, Error> {
+    if !g.repo.is_dir() {
+        return Err(Error::Usage(format!(
+            "`{}` is not a directory (hint: pass --repo DIR)",
+            g.repo.display()
+        )));
+    }
+    let opts = SessionOptions {
+        pipeline: g.pipeline.clone(),
+        python_roots: if g.python_roots.is_empty() {
+            vec!["misc/python".to_string()]
+        } else {
+            g.python_roots.clone()
+        },
+        lazy_imports: g.lazy_imports,
+    };
+    let output = match g.format {
+        Format::Json => crate::watch::Output::Json,
+        Format::Text | Format::Dot | Format::Mermaid => crate::watch::Output::Text,
+    };
+    crate::watch::run(&g.repo, &opts, a.base.clone(), output)
 }

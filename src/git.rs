@@ -156,8 +156,199 @@ pub fn diff_paths(
     Ok(out.into_iter().collect())
 }
 
-/// Staged, unstaged and untracked (non-ignored) changes relative to HEAD.
+/// Staged, unstaged and untracked (non-ignored) changes relative to HEAD:
+/// HEAD tree vs index (both sides of anything the index moved), index vs
+/// work tree (modified, deleted, type changes, intent-to-add) and untracked
+/// files that no `.gitignore`, `.git/info/exclude` or core.excludesFile
+/// ignores. The same set as `git diff --name-only HEAD` plus
+/// `git ls-files --others --exclude-standard`. Sorted, deduplicated.
 pub fn uncommitted(root: &Path) -> Result<Vec<String>, Error> {
-    let _ = root;
-    Err(Error::Git("--uncommitted is not supported yet".into()))
+    let parts = uncommitted_parts(root)?;
+    let mut all = parts.staged;
+    all.extend(parts.worktree);
+    Ok(all.into_iter().collect())
+}
+
+/// Uncommitted work, split by where it lives, so that a watcher can update
+/// the work-tree part one path at a time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Uncommitted {
+    /// HEAD tree vs index (both sides of anything the index moved).
+    pub staged: BTreeSet<String>,
+    /// Index vs work tree (modified, deleted, type changes, conflicts,
+    /// intent-to-add) and untracked non-ignored files.
+    pub worktree: BTreeSet<String>,
+}
+
+/// [`uncommitted`], split into its staged and work-tree parts.
+pub fn uncommitted_parts(root: &Path) -> Result<Uncommitted, Error> {
+    use gix::status::Item;
+    use gix::status::index_worktree::Item as Wt;
+    use gix::status::plumbing::index_as_worktree::EntryStatus;
+
+    let repo = open(root)?;
+    let status = repo
+        .status(gix::progress::Discard)
+        .map_err(|e| Error::Git(format!("cannot compute the status: {e}")))?
+        .untracked_files(gix::status::UntrackedFiles::Files)
+        .index_worktree_rewrites(None)
+        .tree_index_track_renames(gix::status::tree_index::TrackRenames::Disabled)
+        .index_worktree_submodules(None);
+    let iter = status
+        .into_iter(Vec::<gix::bstr::BString>::new())
+        .map_err(|e| Error::Git(format!("cannot compute the status: {e}")))?;
+    let mut out = Uncommitted::default();
+    let add_to = |set: &mut BTreeSet<String>, p: &[u8]| {
+        if let Ok(s) = std::str::from_utf8(p) {
+            set.insert(s.to_string());
+        }
+    };
+    for item in iter {
+        let item = item.map_err(|e| Error::Git(format!("cannot compute the status: {e}")))?;
+        let mut add = |p: &[u8]| add_to(&mut out.worktree, p);
+        match &item {
+            Item::TreeIndex(change) => {
+                add_to(&mut out.staged, change.location());
+                if let gix::diff::index::ChangeRef::Rewrite {
+                    source_location, ..
+                } = change
+                {
+                    add_to(&mut out.staged, source_location);
+                }
+            }
+            Item::IndexWorktree(Wt::Modification {
+                rela_path, status, ..
+            }) => match status {
+                EntryStatus::NeedsUpdate(_) => {}
+                EntryStatus::Change(_)
+                | EntryStatus::Conflict { .. }
+                | EntryStatus::IntentToAdd => add(rela_path),
+            },
+            Item::IndexWorktree(Wt::DirectoryContents { entry, .. }) => {
+                if untracked_file(entry) {
+                    add(&entry.rela_path);
+                }
+            }
+            Item::IndexWorktree(Wt::Rewrite {
+                source,
+                dirwalk_entry,
+                ..
+            }) => {
+                add(source.rela_path());
+                if untracked_file(dirwalk_entry) {
+                    add(&dirwalk_entry.rela_path);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The index of a checkout, to decide for single paths whether the work
+/// tree differs from it (what `git status` does for every tracked file).
+pub struct IndexSnapshot {
+    hash: gix::hash::Kind,
+    entries: std::collections::HashMap<String, IndexEntry>,
+}
+
+struct IndexEntry {
+    id: gix::ObjectId,
+    mode: gix::index::entry::Mode,
+    /// Conflicted or intent-to-add: always differs.
+    differs: bool,
+    /// skip-worktree or assume-unchanged: git does not look, neither do we.
+    skip: bool,
+}
+
+impl IndexSnapshot {
+    pub fn load(root: &Path) -> Result<Self, Error> {
+        use gix::index::entry::{Flags, Stage};
+        let repo = open(root)?;
+        let index = repo
+            .index_or_empty()
+            .map_err(|e| Error::Git(format!("cannot read the index: {e}")))?;
+        let mut entries = std::collections::HashMap::new();
+        for e in index.entries() {
+            let Ok(path) = std::str::from_utf8(e.path(&index)) else {
+                continue;
+            };
+            let conflicted = e.stage() != Stage::Unconflicted;
+            let entry = entries.entry(path.to_string()).or_insert(IndexEntry {
+                id: e.id,
+                mode: e.mode,
+                differs: false,
+                skip: false,
+            });
+            entry.differs |= conflicted || e.flags.contains(Flags::INTENT_TO_ADD);
+            entry.skip |=
+                e.flags.contains(Flags::SKIP_WORKTREE) || e.flags.contains(Flags::ASSUME_VALID);
+        }
+        Ok(IndexSnapshot {
+            hash: repo.object_hash(),
+            entries,
+        })
+    }
+
+    pub fn is_tracked(&self, path: &str) -> bool {
+        self.entries.contains_key(path)
+    }
+
+    /// Whether the work tree's `path` differs from the index (modified,
+    /// deleted, type or executable bit changed); `None` when untracked.
+    /// When the file cannot be read it counts as differing (the safe side).
+    pub fn worktree_differs(&self, root: &Path, path: &str) -> Option<bool> {
+        use gix::index::entry::Mode;
+        let e = self.entries.get(path)?;
+        if e.differs {
+            return Some(true);
+        }
+        if e.skip || e.mode == Mode::COMMIT {
+            return Some(false);
+        }
+        let full = root.join(path);
+        let Ok(meta) = std::fs::symlink_metadata(&full) else {
+            return Some(true);
+        };
+        let data = if meta.file_type().is_symlink() {
+            if e.mode != Mode::SYMLINK {
+                return Some(true);
+            }
+            match std::fs::read_link(&full) {
+                Ok(t) => match t.to_str() {
+                    Some(t) => t.as_bytes().to_vec(),
+                    None => return Some(true),
+                },
+                Err(_) => return Some(true),
+            }
+        } else if meta.is_file() {
+            use std::os::unix::fs::PermissionsExt;
+            let exec = meta.permissions().mode() & 0o100 != 0;
+            let want = if exec {
+                Mode::FILE_EXECUTABLE
+            } else {
+                Mode::FILE
+            };
+            if e.mode != want {
+                return Some(true);
+            }
+            match std::fs::read(&full) {
+                Ok(d) => d,
+                Err(_) => return Some(true),
+            }
+        } else {
+            return Some(true);
+        };
+        Some(
+            gix::objs::compute_hash(self.hash, gix::objs::Kind::Blob, &data)
+                .map_or(true, |id| id != e.id),
+        )
+    }
+}
+
+fn untracked_file(entry: &gix::dir::Entry) -> bool {
+    matches!(entry.status, gix::dir::entry::Status::Untracked)
+        && !matches!(
+            entry.disk_kind,
+            Some(gix::dir::entry::Kind::Directory) | Some(gix::dir::entry::Kind::Repository) | None
+        )
 }

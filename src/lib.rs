@@ -17,3 +17,4 @@ pub mod graph;
 pub mod load;
 pub mod report;
 pub mod session;
+pub mod watch;
