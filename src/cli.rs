@@ -140,6 +140,11 @@ pub struct TrimArgs {
     /// Exit non-zero instead of keeping every step when the plan is unknowable.
     #[arg(long)]
     pub strict: bool,
+    /// How to test that an image exists (`{image}` is replaced), e.g.
+    /// `docker manifest inspect {image}`: build steps whose images all exist
+    /// are skipped. Without it, images count as missing and builds run.
+    #[arg(long, value_name = "CMD")]
+    pub exists_cmd: Option<String>,
     /// Coverage build (never trimmed).
     #[arg(long)]
     pub coverage: bool,
@@ -617,10 +622,17 @@ fn cmd_trim(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
         eprintln!("warning: the change set is unknown, nothing is trimmed: {why}");
     }
     s.set_changes(paths, unknown.clone());
-    let ctx = trim_context(g, a)?;
+    let mut ctx = trim_context(g, a)?;
     let db = &s.db;
     let tpl = pipetrim_queries::pipeline::template(db, s.ws.options(db)).clone()?;
     let mut pipeline = tpl.value.clone();
+    ctx.finish.lto = finish::compute_lto(
+        &pipeline,
+        &g.pipeline,
+        ctx.finish.tag.as_deref(),
+        ctx.finish.pull_request,
+        ctx.finish.release_lto_build,
+    );
     pipetrim_queries::prime::prime_plan(db, s.ws);
     let plan_result = plan(db, s.ws).clone();
     if timings {
@@ -687,6 +699,19 @@ fn cmd_trim(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
             finish::skip_unchanged_glue_exempt(&mut pipeline, &changed)
                 .map_err(|e| Error::Usage(e.to_string()))?;
         }
+    }
+    if g.format != Format::Json {
+        // The build steps' concurrency groups (and skips) need the image
+        // specs of both arches; only the YAML uses them.
+        ctx.finish.build_hashes = match build_hashes(&s, &ctx, a.exists_cmd.as_deref()) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                eprintln!(
+                    "warning: image fingerprints unavailable, build steps left as they are: {e}"
+                );
+                None
+            }
+        };
     }
     finish::finish(&mut pipeline, &ctx.finish)
         .map_err(|e| Error::Usage(format!("{}: {e}", tpl.path)))?;
@@ -920,4 +945,93 @@ fn cmd_watch(g: &Global, a: &WatchArgs) -> Result<i32, Error> {
         Format::Text | Format::Dot | Format::Mermaid => crate::watch::Output::Text,
     };
     crate::watch::run(&g.repo, &opts, a.base.clone(), output)
+}
+
+/// The reference's build hashes: per arch, SHA-1 over the specs of the
+/// published images and their dependencies in dependency order, and whether
+/// all of them exist.
+fn build_hashes(
+    s: &Session,
+    ctx: &TrimContext,
+    exists_cmd: Option<&str>,
+) -> Result<finish::BuildHashes, Error> {
+    let db = &s.db;
+    let files = s.ws.files(db);
+    let graph = image_graph(db, files).clone()?;
+    // Topological order as the reference resolves it: targets by name,
+    // dependencies by name, depth first.
+    let mut order: Vec<String> = Vec::new();
+    fn visit(graph: &pipetrim_queries::images::ImageGraph, name: &str, order: &mut Vec<String>) {
+        if order.iter().any(|o| o == name) {
+            return;
+        }
+        let mut deps: Vec<&String> = graph
+            .get(name)
+            .map(|i| i.depends_on.iter().collect())
+            .unwrap_or_default();
+        deps.sort();
+        for d in deps {
+            visit(graph, d, order);
+        }
+        order.push(name.to_string());
+    }
+    for img in graph.images.values().filter(|i| i.publish) {
+        visit(&graph, &img.name, &mut order);
+    }
+    let profile = if ctx.finish.lto {
+        "RELEASE"
+    } else {
+        "OPTIMIZED"
+    };
+    let sanitizer = ctx
+        .finish
+        .sanitizer
+        .clone()
+        .unwrap_or_else(|| "none".into());
+    let reg = registry(s, None);
+    let check = exists_cmd.map(|t| crate::bootstrap::CommandCheck {
+        template: t.to_string(),
+    });
+    let mut all_inputs: BTreeSet<String> = BTreeSet::new();
+    for name in &order {
+        all_inputs.extend(image_files(db, files, name, false)?);
+    }
+    pipetrim_queries::prime::prime_hashes(db, &all_inputs.into_iter().collect::<Vec<_>>());
+    let mut per_arch = Vec::new();
+    for arch in ["x86_64", "aarch64"] {
+        let variant = Variant::new(
+            db,
+            arch.to_string(),
+            profile.to_string(),
+            ctx.finish.coverage,
+            sanitizer.clone(),
+        );
+        let fps = fingerprints(db, files, variant).clone()?;
+        let specs: Vec<String> = order
+            .iter()
+            .filter_map(|n| {
+                fps.get(n)
+                    .map(|d| format!("{reg}/{n}:mzbuild-{}", base32(d)))
+            })
+            .collect();
+        let all_exist = match &check {
+            Some(c) => {
+                use crate::bootstrap::ExistenceCheck;
+                use rayon::prelude::*;
+                specs.par_iter().all(|spec| c.exists(spec).unwrap_or(false))
+            }
+            None => false,
+        };
+        per_arch.push(finish::ArchHash {
+            hash: finish::build_hash(specs.iter().map(String::as_str)),
+            all_exist,
+        });
+    }
+    let aarch64 = per_arch
+        .pop()
+        .ok_or_else(|| Error::Io("internal: no aarch64 hash".into()))?;
+    let x86_64 = per_arch
+        .pop()
+        .ok_or_else(|| Error::Io("internal: no x86_64 hash".into()))?;
+    Ok(finish::BuildHashes { x86_64, aarch64 })
 }
