@@ -5,17 +5,25 @@
 
 use rayon::prelude::*;
 
+use crate::cargo::manifest;
 use crate::db::{Database, Db, Workspace};
 use crate::fingerprint::content_sha1;
-use crate::images::compositions;
+use crate::images::{compositions, dockerfile_deps, is_mzbuild_path, mzbuild_config};
 use crate::pipeline::template;
 use crate::python::{composition_images, composition_imports};
 
-/// Analyses, in parallel, the compositions the pipeline's steps use.
+/// Analyses, in parallel, the compositions the pipeline's steps use, and
+/// parses the manifests (Cargo.toml, mzbuild.yml, Dockerfile) the model reads.
 pub fn prime_plan(db: &Database, ws: Workspace) {
     let files = ws.files(db);
     let options = ws.options(db);
-    let Ok(tpl) = template(db, options) else {
+    // Each side gets its own database handle: a handle is Send, not Sync.
+    let (a, b) = (db.clone(), db.clone());
+    let (tpl, ()) = rayon::join(
+        move || template(&a, options).clone(),
+        move || prime_manifests(&b, ws),
+    );
+    let Ok(tpl) = tpl else {
         return;
     };
     let Ok(comps) = compositions(db, files) else {
@@ -40,5 +48,24 @@ pub fn prime_plan(db: &Database, ws: Workspace) {
 pub fn prime_hashes(db: &Database, paths: &[String]) {
     paths.par_iter().for_each_with(db.clone(), |db, path| {
         let _ = content_sha1(db, db.file(path));
+    });
+}
+
+/// Parses every crate manifest and image definition in parallel.
+fn prime_manifests(db: &Database, ws: Workspace) {
+    let files = ws.files(db);
+    let paths: Vec<&String> = files
+        .paths(db)
+        .iter()
+        .filter(|p| p.ends_with("/Cargo.toml") || is_mzbuild_path(p))
+        .collect();
+    paths.par_iter().for_each_with(db.clone(), |db, path| {
+        if path.ends_with("/Cargo.toml") {
+            let _ = manifest(db, db.file(path));
+        } else {
+            let _ = mzbuild_config(db, db.file(path));
+            let dockerfile = format!("{}/Dockerfile", crate::paths::parent(path));
+            let _ = dockerfile_deps(db, db.file(&dockerfile));
+        }
     });
 }
