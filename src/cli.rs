@@ -103,6 +103,16 @@ pub enum Command {
         #[arg(required = true)]
         paths: Vec<String>,
     },
+    /// Walk N first-parent commits of `--repo` (a git dir, read-only) and
+    /// check incremental plans against from-scratch plans at each.
+    Soak {
+        /// How many commits.
+        #[arg(long, default_value_t = 300)]
+        commits: usize,
+        /// The last commit of the walk.
+        #[arg(long, default_value = "HEAD")]
+        from: String,
+    },
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -261,6 +271,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         Command::Explain { step, changes } => cmd_explain(g, step, changes),
         Command::Affected { paths } => cmd_affected(g, paths),
         Command::Graph { step, changes } => cmd_graph(g, step.as_deref(), changes),
+        Command::Soak { commits, from } => cmd_soak(g, *commits, from),
     }
 }
 
@@ -803,6 +814,31 @@ fn cmd_affected(g: &Global, paths: &[String]) -> Result<i32, Error> {
         "errors": p.errors,
     });
     print_out(g, &json, &text)
+}
+
+fn cmd_soak(g: &Global, commits: usize, from: &str) -> Result<i32, Error> {
+    let opts = SessionOptions {
+        pipeline: g.pipeline.clone(),
+        python_roots: if g.python_roots.is_empty() {
+            vec!["misc/python".to_string()]
+        } else {
+            g.python_roots.clone()
+        },
+        lazy_imports: g.lazy_imports,
+    };
+    let report = crate::soak::soak(&g.repo, from, commits, &opts, |i, c, r| {
+        if (i + 1) % 25 == 0 {
+            eprintln!(
+                "soak: {} commits ({c}), {} panics, {} differences, RSS {} MiB",
+                i + 1,
+                r.panics,
+                r.differences.len(),
+                r.rss_last_kib / 1024
+            );
+        }
+    })?;
+    print!("{}", report.summary());
+    Ok(if report.ok() { 0 } else { 1 })
 }
 
 fn cmd_graph(g: &Global, step: Option<&str>, a: &ChangeArgs) -> Result<i32, Error> {
