@@ -7,11 +7,13 @@ use common::Fixture;
 use pipetrim::session::SessionOptions;
 use pipetrim::soak::soak;
 
+type Edit = Box<dyn Fn(&Fixture)>;
+
 /// The example with ~20 commits of history touching every kind of input,
 /// including broken-then-fixed manifests, templates and Python.
 fn history() -> Fixture {
     let f = Fixture::git();
-    let steps: Vec<(&str, Box<dyn Fn(&Fixture)>)> = vec![
+    let steps: Vec<(&str, Edit)> = vec![
         (
             "rust",
             Box::new(|f| f.append("src/base/src/lib.rs", "\npub fn more() {}\n")),
