@@ -115,6 +115,18 @@ impl Loader for TreeLoader {
             return (FileContent::Missing, FileMode::Regular);
         };
         let repo = self.repo.to_thread_local();
+        // As the disk loader: big files are not read (nor parsed).
+        if let Ok(h) = repo.find_header(oid)
+            && h.size() > crate::load::MAX_PARSE_BYTES
+        {
+            return (
+                FileContent::Unreadable(format!(
+                    "is larger than {} bytes",
+                    crate::load::MAX_PARSE_BYTES
+                )),
+                mode,
+            );
+        }
         match repo.find_blob(oid) {
             Ok(blob) => (FileContent::Bytes(blob.data.clone().into()), mode),
             Err(e) => (FileContent::Unreadable(e.to_string()), mode),

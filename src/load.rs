@@ -22,7 +22,7 @@ impl DiskLoader {
 
 /// Files larger than this are not read into memory: they are fingerprinted
 /// by streaming elsewhere and are never parsed.
-const MAX_PARSE_BYTES: u64 = 64 * 1024 * 1024;
+pub const MAX_PARSE_BYTES: u64 = 64 * 1024 * 1024;
 
 impl Loader for DiskLoader {
     fn load(&self, path: &str) -> (FileContent, FileMode) {
