@@ -20,8 +20,9 @@ impl DiskLoader {
     }
 }
 
-/// Files larger than this are not read into memory: they are fingerprinted
-/// by streaming elsewhere and are never parsed.
+/// Files larger than this are not read into memory (so never parsed nor
+/// hashed): they are `Unreadable`, which keeps steps fail safe and makes a
+/// fingerprint that needs one an error naming the file.
 pub const MAX_PARSE_BYTES: u64 = 64 * 1024 * 1024;
 
 impl Loader for DiskLoader {
