@@ -266,3 +266,40 @@ fn a_manifest_replaced_by_a_directory() {
         assert!(!err.contains("panicked"), "{path}: {err}");
     }
 }
+
+#[test]
+fn changed_files_lists_of_random_bytes() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, RngSeed, TestRunner};
+    let f = Fixture::git();
+    let list = f.tmp.path().join("changed.txt");
+    let list_arg = list.display().to_string();
+    let mut runner = TestRunner::new(Config {
+        cases: 24,
+        rng_seed: RngSeed::Fixed(11),
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let strat = prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..256),
+        prop::collection::vec("[ -~\t\r]{0,30}|\\./[a-z/]{0,10}|[a-z/\\*\\[]{0,12}", 0..12)
+            .prop_map(|l| l.join("\n").into_bytes()),
+    ];
+    runner
+        .run(&strat, |bytes| {
+            std::fs::write(&list, &bytes).unwrap();
+            let out = f.pipetrim(
+                &["trim", "--changed-files", &list_arg, "--format", "json"],
+                &[],
+            );
+            let err = String::from_utf8_lossy(&out.stderr);
+            prop_assert!(matches!(out.status.code(), Some(0 | 2)), "{err}");
+            prop_assert!(!err.contains("panicked"), "{err}");
+            if std::str::from_utf8(&bytes).is_err() {
+                prop_assert_eq!(out.status.code(), Some(2), "{}", err);
+                prop_assert!(err.contains("changed.txt"), "{}", err);
+            }
+            Ok(())
+        })
+        .unwrap();
+}
