@@ -233,6 +233,11 @@ pub const MAX_PYTHON_NESTING: usize = 1000;
 /// parse touches is ever committed.
 const PARSE_STACK_BYTES: usize = 64 << 20;
 
+/// Files whose depth bound is at most this are parsed on the caller's stack:
+/// 1000 levels fit in 8 MiB in debug builds, so 64 need well under the 2 MiB
+/// of a rayon worker.
+const INLINE_PARSE_DEPTH: usize = 64;
+
 /// The summary of Python source text (the pure part of [`module_summary`]).
 ///
 /// Never recurses without bound: files nested deeper than
@@ -243,11 +248,16 @@ pub fn summarize(text: &str) -> ModuleSummary {
         parse_error: Some(ParseFailure { line, message }),
         ..ModuleSummary::default()
     };
-    if nesting_bound(text, MAX_PYTHON_NESTING).is_none() {
+    let Some(depth) = nesting_bound(text, MAX_PYTHON_NESTING) else {
         return failure(
             None,
             format!("nested deeper than {MAX_PYTHON_NESTING} levels: not parsed"),
         );
+    };
+    if depth <= INLINE_PARSE_DEPTH {
+        // Shallow (almost every real file): the caller's stack has room,
+        // and a thread per file cost a third of a cold plan.
+        return summarize_unguarded(text);
     }
     std::thread::scope(|scope| {
         let worker = std::thread::Builder::new()
