@@ -105,6 +105,16 @@ pub enum Command {
     },
     /// Watch the checkout; after every edit print the steps the change needs.
     Watch(WatchArgs),
+    /// Walk N first-parent commits of `--repo` (a git dir, read-only) and
+    /// check incremental plans against from-scratch plans at each.
+    Soak {
+        /// How many commits.
+        #[arg(long, default_value_t = 300)]
+        commits: usize,
+        /// The last commit of the walk.
+        #[arg(long, default_value = "HEAD")]
+        from: String,
+    },
     /// Write a synthetic monorepo (a git repository) for benchmarks and tests.
     GenFixture(GenFixtureArgs),
 }
@@ -283,6 +293,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         Command::Graph { step, changes } => cmd_graph(g, step.as_deref(), changes),
         Command::GenFixture(a) => cmd_gen_fixture(g, a),
         Command::Watch(a) => cmd_watch(g, a),
+        Command::Soak { commits, from } => cmd_soak(g, *commits, from),
     }
 }
 
@@ -867,6 +878,31 @@ fn cmd_affected(g: &Global, paths: &[String]) -> Result<i32, Error> {
         "errors": p.errors,
     });
     print_out(g, &json, &text)
+}
+
+fn cmd_soak(g: &Global, commits: usize, from: &str) -> Result<i32, Error> {
+    let opts = SessionOptions {
+        pipeline: g.pipeline.clone(),
+        python_roots: if g.python_roots.is_empty() {
+            vec!["misc/python".to_string()]
+        } else {
+            g.python_roots.clone()
+        },
+        lazy_imports: g.lazy_imports,
+    };
+    let report = crate::soak::soak(&g.repo, from, commits, &opts, |i, c, r| {
+        if (i + 1) % 25 == 0 {
+            eprintln!(
+                "soak: {} commits ({c}), {} panics, {} differences, RSS {} MiB",
+                i + 1,
+                r.panics,
+                r.differences.len(),
+                r.rss_last_kib / 1024
+            );
+        }
+    })?;
+    print!("{}", report.summary());
+    Ok(if report.ok() { 0 } else { 1 })
 }
 
 fn cmd_graph(g: &Global, step: Option<&str>, a: &ChangeArgs) -> Result<i32, Error> {

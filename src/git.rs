@@ -148,9 +148,9 @@ pub fn diff_paths(
             continue;
         }
         for loc in [c.location(), c.source_location()] {
-            if let Ok(s) = std::str::from_utf8(loc) {
-                out.insert(s.to_string());
-            }
+            // A non-UTF-8 name is kept (lossily): dropping it made a change
+            // to it invisible, and every step, even `inputs: ["*"]`, trimmed.
+            out.insert(String::from_utf8_lossy(loc).into_owned());
         }
     }
     Ok(out.into_iter().collect())

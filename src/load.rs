@@ -20,9 +20,10 @@ impl DiskLoader {
     }
 }
 
-/// Files larger than this are not read into memory: they are fingerprinted
-/// by streaming elsewhere and are never parsed.
-const MAX_PARSE_BYTES: u64 = 64 * 1024 * 1024;
+/// Files larger than this are not read into memory (so never parsed nor
+/// hashed): they are `Unreadable`, which keeps steps fail safe and makes a
+/// fingerprint that needs one an error naming the file.
+pub const MAX_PARSE_BYTES: u64 = 64 * 1024 * 1024;
 
 impl Loader for DiskLoader {
     fn load(&self, path: &str) -> (FileContent, FileMode) {

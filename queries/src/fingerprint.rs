@@ -136,11 +136,18 @@ pub fn self_hash<'db>(
                 FileContent::Unreadable(w) => w.clone(),
                 _ => "does not exist".to_string(),
             };
+            let hint = if why.contains("larger than") {
+                "files this big are not read; keep them out of the image's inputs"
+            } else if why.contains("directory") {
+                "a symlink to a directory, or a file replaced by a directory? fix or remove it"
+            } else {
+                "a symlink loop or a dangling symlink? fix or remove the file"
+            };
             return Err(Diagnostic::in_file(
                 path,
                 format!("input of image `{name}` cannot be hashed: {why}"),
             )
-            .hint("a symlink loop or a dangling symlink? fix or remove the file"));
+            .hint(hint));
         };
         let mode = file.mode(db).git_mode();
         h.update(((mode & 0xffff) as u16).to_be_bytes());

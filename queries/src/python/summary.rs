@@ -220,8 +220,158 @@ pub fn module_summary(db: &dyn Db, file: File) -> ModuleSummary {
     }
 }
 
+/// The deepest syntax nesting a Python file may have (an upper bound computed
+/// by [`nesting_bound`]); deeper files are reported as unparseable.
+pub const MAX_PYTHON_NESTING: usize = 1000;
+
+/// The stack the parser and the tree walk run on. Both recurse once (or a
+/// few times) per level of the syntax tree, and a stack overflow aborts the
+/// process (it cannot be caught), so the depth is bounded before parsing by
+/// [`nesting_bound`], and the parse runs on a thread whose stack has ample
+/// room for [`MAX_PYTHON_NESTING`] levels (tests parse the densest forms at
+/// the limit in debug builds, and they pass with 8 MiB too). The stack is virtual memory: only the part a
+/// parse touches is ever committed.
+const PARSE_STACK_BYTES: usize = 64 << 20;
+
+/// Files whose depth bound is at most this are parsed on the caller's stack:
+/// 1000 levels fit in 8 MiB in debug builds, so 64 need well under the 2 MiB
+/// of a rayon worker.
+const INLINE_PARSE_DEPTH: usize = 64;
+
 /// The summary of Python source text (the pure part of [`module_summary`]).
+///
+/// Never recurses without bound: files nested deeper than
+/// [`MAX_PYTHON_NESTING`] are refused with a parse failure (which the
+/// callers treat fail safe), and the parse runs on its own large stack.
 pub fn summarize(text: &str) -> ModuleSummary {
+    let failure = |line: Option<usize>, message: String| ModuleSummary {
+        parse_error: Some(ParseFailure { line, message }),
+        ..ModuleSummary::default()
+    };
+    let Some(depth) = nesting_bound(text, MAX_PYTHON_NESTING) else {
+        return failure(
+            None,
+            format!("nested deeper than {MAX_PYTHON_NESTING} levels: not parsed"),
+        );
+    };
+    if depth <= INLINE_PARSE_DEPTH {
+        // Shallow (almost every real file): the caller's stack has room,
+        // and a thread per file cost a third of a cold plan.
+        return summarize_unguarded(text);
+    }
+    std::thread::scope(|scope| {
+        let worker = std::thread::Builder::new()
+            .name("python-parse".into())
+            .stack_size(PARSE_STACK_BYTES)
+            .spawn_scoped(scope, || summarize_unguarded(text));
+        match worker {
+            Ok(handle) => handle
+                .join()
+                .unwrap_or_else(|_| failure(None, "the Python parser panicked".into())),
+            Err(e) => failure(None, format!("cannot start the parser thread: {e}")),
+        }
+    })
+}
+
+/// An upper bound on the depth of the syntax tree of `text`, computed from
+/// tokens without recursion: within one comma-separated item, each token
+/// can add at most one level (`- - - x`, `a + b + c`, `a.b.c`, `lambda: …`),
+/// each bracket (or f-string) adds one, and each indentation level one.
+/// `None` as soon as the bound exceeds `limit` (the lexer is not recursive).
+pub fn nesting_bound(text: &str, limit: usize) -> Option<usize> {
+    use ruff_python_ast::token::TokenKind as T;
+
+    /// One open bracket: tokens of its current item, the deepest bracket
+    /// inside that item, and the deepest finished item.
+    #[derive(Default)]
+    struct Frame {
+        tokens: usize,
+        child: usize,
+        deepest: usize,
+    }
+    impl Frame {
+        fn item(&self) -> usize {
+            self.tokens + self.child
+        }
+        fn end_item(&mut self) {
+            self.deepest = self.deepest.max(self.item());
+            self.tokens = 0;
+            self.child = 0;
+        }
+    }
+
+    let mut lexer = ruff_python_parser::lexer::lex(text, ruff_python_parser::Mode::Module);
+    let mut stack: Vec<Frame> = vec![Frame::default()];
+    let mut indent = 0usize;
+    let mut max = 0usize;
+    loop {
+        let kind = lexer.next_token();
+        match kind {
+            T::EndOfFile => break,
+            T::Indent => indent += 1,
+            T::Dedent => indent = indent.saturating_sub(1),
+            T::Comment | T::NonLogicalNewline => {}
+            T::Lpar | T::Lsqb | T::Lbrace | T::FStringStart | T::TStringStart => {
+                if let Some(top) = stack.last_mut() {
+                    top.tokens += 1;
+                }
+                stack.push(Frame::default());
+            }
+            T::Rpar | T::Rsqb | T::Rbrace | T::FStringEnd | T::TStringEnd => {
+                if stack.len() > 1 {
+                    let mut done = stack.pop().unwrap_or_default();
+                    done.end_item();
+                    if let Some(top) = stack.last_mut() {
+                        top.child = top.child.max(1 + done.deepest);
+                    }
+                }
+            }
+            T::Comma => {
+                if let Some(top) = stack.last_mut() {
+                    top.end_item();
+                }
+            }
+            T::Newline | T::Semi => {
+                // A logical line ends: unclosed brackets (a syntax error) are
+                // folded into the statement, which then starts afresh.
+                while stack.len() > 1 {
+                    let mut done = stack.pop().unwrap_or_default();
+                    done.end_item();
+                    if let Some(top) = stack.last_mut() {
+                        top.child = top.child.max(1 + done.deepest);
+                    }
+                }
+                if let Some(top) = stack.last_mut() {
+                    top.end_item();
+                    max = max.max(indent + 1 + top.deepest);
+                    *top = Frame::default();
+                }
+            }
+            _ => {
+                if let Some(top) = stack.last_mut() {
+                    top.tokens += 1;
+                }
+            }
+        }
+        // What is open now: a lower estimate of the final bound, so that
+        // a million open brackets stop the scan early.
+        let open: usize = stack.iter().map(|f| f.item().max(f.deepest) + 1).sum();
+        max = max.max(indent + open);
+        if max > limit {
+            return None;
+        }
+    }
+    // The last line, if it has no newline.
+    if let Some(top) = stack.last_mut() {
+        top.end_item();
+    }
+    let rest: usize = stack.iter().map(|f| f.deepest + 1).sum();
+    max = max.max(indent + rest);
+    (max <= limit).then_some(max)
+}
+
+/// [`summarize`] without the depth guard and on the caller's stack.
+fn summarize_unguarded(text: &str) -> ModuleSummary {
     let lines = LineIndex::new(text);
     let parsed = match ruff_python_parser::parse_module(text) {
         Ok(p) => p,
