@@ -226,7 +226,11 @@ pub struct BootstrapArgs {
     /// How to test that an image exists; `{image}` is replaced.
     #[arg(long, default_value = "docker manifest inspect {image}")]
     pub exists_cmd: String,
-    /// Arguments passed on to the generator.
+    /// When every image exists, print the generator command instead of
+    /// running the trim.
+    #[arg(long)]
+    pub print: bool,
+    /// Arguments passed on to the generator (`trim` flags when pipetrim runs it).
     #[arg(last = true)]
     pub args: Vec<String>,
 }
@@ -533,11 +537,28 @@ fn cmd_bootstrap(g: &Global, a: &BootstrapArgs) -> Result<i32, Error> {
             print!("{yaml}");
             Ok(0)
         }
-        crate::bootstrap::BootstrapPlan::AllPresent { .. } => {
+        crate::bootstrap::BootstrapPlan::AllPresent { .. } if a.print => {
             let cmd = crate::bootstrap::mkpipeline_command(&a.target, &a.args);
             eprintln!("every ci-builder image exists; the generator runs directly:");
             println!("{}", cmd.join(" "));
             Ok(0)
+        }
+        crate::bootstrap::BootstrapPlan::AllPresent { .. } => {
+            // Every image exists: the generator is pipetrim's own trim.
+            eprintln!(
+                "every ci-builder image exists; trimming pipeline `{}`",
+                a.target
+            );
+            let mut argv: Vec<std::ffi::OsString> = vec!["pipetrim".into(), "--repo".into()];
+            argv.push(g.repo.clone().into_os_string());
+            argv.extend(["--pipeline".into(), a.target.clone().into(), "trim".into()]);
+            argv.extend(a.args.iter().map(Into::into));
+            let cli = Cli::try_parse_from(argv).map_err(|e| {
+                Error::Usage(format!(
+                    "bootstrap: the generator arguments are not `trim` flags: {e}"
+                ))
+            })?;
+            run(cli)
         }
     }
 }
