@@ -9,6 +9,7 @@ use pipetrim_queries::fingerprint::{Variant, base32, fingerprints};
 use pipetrim_queries::images::{compositions, image_graph};
 use pipetrim_queries::inputs::image_files;
 use pipetrim_queries::plan::{Plan, plan};
+use pipetrim_queries::prime;
 use pipetrim_queries::python::{composition_images, composition_imports};
 use pipetrim_queries::{Db, Diagnostic};
 use serde_json::json;
@@ -488,11 +489,17 @@ fn cmd_fingerprint(g: &Global, a: &FingerprintArgs) -> Result<i32, Error> {
         a.sanitizer.clone(),
     );
     let graph = image_graph(db, files).clone()?;
-    let mut all_inputs: BTreeSet<String> = BTreeSet::new();
-    for name in graph.images.keys() {
-        all_inputs.extend(image_files(db, files, name, false)?);
-    }
-    pipetrim_queries::prime::prime_hashes(db, &all_inputs.into_iter().collect::<Vec<_>>());
+    let names: Vec<String> = graph.images.keys().cloned().collect();
+    hash_with_progress(db, prime::prime_image_files(db, files, &names));
+    prime::prime_self_hashes(
+        db,
+        files,
+        a.arch.as_str(),
+        a.profile.as_ref_str(),
+        a.coverage,
+        &a.sanitizer,
+        &names,
+    );
     let fps = fingerprints(db, files, variant).clone()?;
     let reg = registry(&s, a.registry.as_deref());
     let mut out = Vec::new();
@@ -1049,13 +1056,19 @@ fn build_hashes(
     let check = exists_cmd.map(|t| crate::bootstrap::CommandCheck {
         template: t.to_string(),
     });
-    let mut all_inputs: BTreeSet<String> = BTreeSet::new();
-    for name in &order {
-        all_inputs.extend(image_files(db, files, name, false)?);
-    }
-    pipetrim_queries::prime::prime_hashes(db, &all_inputs.into_iter().collect::<Vec<_>>());
+    let names: Vec<String> = graph.images.keys().cloned().collect();
+    hash_with_progress(db, prime::prime_image_files(db, files, &names));
     let mut per_arch = Vec::new();
     for arch in ["x86_64", "aarch64"] {
+        prime::prime_self_hashes(
+            db,
+            files,
+            arch,
+            profile,
+            ctx.finish.coverage,
+            &sanitizer,
+            &names,
+        );
         let variant = Variant::new(
             db,
             arch.to_string(),
@@ -1091,4 +1104,33 @@ fn build_hashes(
         .pop()
         .ok_or_else(|| Error::Io("internal: no x86_64 hash".into()))?;
     Ok(finish::BuildHashes { x86_64, aarch64 })
+}
+
+/// Hashes files in parallel; on a terminal, draws a progress line on stderr
+/// once hashing has taken more than half a second.
+fn hash_with_progress(db: &pipetrim_queries::Database, paths: Vec<String>) {
+    let total = paths.len();
+    let start = std::time::Instant::now();
+    let tty = std::io::stderr().is_terminal();
+    let last = std::sync::Mutex::new(std::time::Instant::now());
+    let drew = std::sync::atomic::AtomicBool::new(false);
+    let progress = |done: usize| {
+        if !tty || start.elapsed() < std::time::Duration::from_millis(500) {
+            return;
+        }
+        if let Ok(mut l) = last.try_lock()
+            && (l.elapsed() >= std::time::Duration::from_millis(100) || done == total)
+        {
+            *l = std::time::Instant::now();
+            drew.store(true, std::sync::atomic::Ordering::Relaxed);
+            eprint!("\rhashing image inputs: {done}/{total} files");
+        }
+    };
+    pipetrim_queries::prime::prime_hashes(db, &paths, &progress);
+    if drew.load(std::sync::atomic::Ordering::Relaxed) {
+        eprintln!(
+            "\rhashing image inputs: {total}/{total} files, {:.1?}",
+            start.elapsed()
+        );
+    }
 }

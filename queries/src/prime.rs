@@ -44,10 +44,13 @@ pub fn prime_plan(db: &Database, ws: Workspace) {
     });
 }
 
-/// Hashes the given files in parallel (for cold fingerprints).
-pub fn prime_hashes(db: &Database, paths: &[String]) {
+/// Hashes the given files in parallel (for cold fingerprints), calling
+/// `progress` with the number done after each file (the edges draw a bar).
+pub fn prime_hashes(db: &Database, paths: &[String], progress: &(dyn Fn(usize) + Sync)) {
+    let done = std::sync::atomic::AtomicUsize::new(0);
     paths.par_iter().for_each_with(db.clone(), |db, path| {
         let _ = content_sha1(db, db.file(path));
+        progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1);
     });
 }
 
@@ -68,4 +71,50 @@ fn prime_manifests(db: &Database, ws: Workspace) {
             let _ = dockerfile_deps(db, db.file(&dockerfile));
         }
     });
+}
+
+/// Computes every image's own hash for one variant in parallel (the part of
+/// a cold fingerprint run that is per image and independent).
+pub fn prime_self_hashes(
+    db: &Database,
+    files: crate::db::FileSet,
+    arch: &str,
+    profile: &str,
+    coverage: bool,
+    sanitizer: &str,
+    images: &[String],
+) {
+    images.par_iter().for_each_with(db.clone(), |db, name| {
+        let variant = crate::fingerprint::Variant::new(
+            db,
+            arch.to_string(),
+            profile.to_string(),
+            coverage,
+            sanitizer.to_string(),
+        );
+        let key = crate::inputs::ImageName::new(db, name.clone());
+        let _ = crate::fingerprint::self_hash(db, files, variant, key);
+    });
+}
+
+/// Expands every image's own input files in parallel; returns their union.
+pub fn prime_image_files(
+    db: &Database,
+    files: crate::db::FileSet,
+    images: &[String],
+) -> Vec<String> {
+    let lists: Vec<std::sync::Arc<Vec<String>>> = images
+        .par_iter()
+        .map_with(db.clone(), |db, name| {
+            let key = crate::inputs::ImageName::new(db, name.clone());
+            crate::inputs::image_own_files(db, files, key)
+                .as_ref()
+                .map(std::sync::Arc::clone)
+                .unwrap_or_default()
+        })
+        .collect();
+    let mut all: Vec<String> = lists.iter().flat_map(|l| l.iter().cloned()).collect();
+    all.sort_unstable();
+    all.dedup();
+    all
 }
