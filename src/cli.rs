@@ -646,11 +646,31 @@ pub fn resolve_changes(
 }
 
 fn cmd_trim(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
+    let t0 = std::time::Instant::now();
+    let r = cmd_trim_inner(g, a);
+    if std::env::var_os("PIPETRIM_TIMINGS").is_some() {
+        eprintln!("timings: total {:?}", t0.elapsed());
+    }
+    r
+}
+
+fn cmd_trim_inner(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
     let timings = std::env::var_os("PIPETRIM_TIMINGS").is_some();
     let t0 = std::time::Instant::now();
-    let mut s = session(g)?;
+    // The change set (gix) is computed while the files are listed.
+    let (s, changes) = std::thread::scope(|scope| {
+        let changes = scope.spawn(|| resolve_changes(&g.repo, &a.changes));
+        let s = session(g);
+        let changes = changes
+            .join()
+            .unwrap_or_else(|_| Err(Error::Git("computing the change set panicked".into())));
+        (s, changes)
+    });
+    // A one-shot run: the OS frees the database faster than dropping it
+    // query by query would.
+    let mut s = std::mem::ManuallyDrop::new(s?);
     let t_files = t0.elapsed();
-    let (paths, unknown, base_desc) = resolve_changes(&s.root, &a.changes)?;
+    let (paths, unknown, base_desc) = changes?;
     let t_changes = t0.elapsed();
     if let Some(why) = &unknown {
         if a.strict {

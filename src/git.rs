@@ -135,23 +135,41 @@ pub fn diff_paths(
     };
     let old_tree = tree_of(old)?;
     let new_tree = tree_of(new)?;
-    let mut opts = gix::diff::Options::default();
-    opts.track_path();
-    let opts = opts.with_rewrites(None);
-    let changes = repo
-        .diff_tree_to_tree(&old_tree, &new_tree, opts)
-        .map_err(|e| Error::Git(format!("cannot diff {old}..{new}: {e}")))?;
+    // The plain tree diff: no rename tracking and no blob-diff resource
+    // cache (whose setup reads attributes and cost more than the diff).
+    let mut recorder = gix::diff::tree::Recorder::default();
+    gix::diff::tree(
+        gix::objs::TreeRefIter::from_bytes(&old_tree.data, old_tree.id.kind()),
+        gix::objs::TreeRefIter::from_bytes(&new_tree.data, new_tree.id.kind()),
+        gix::diff::tree::State::default(),
+        &repo.objects,
+        &mut recorder,
+    )
+    .map_err(|e| Error::Git(format!("cannot diff {old}..{new}: {e}")))?;
     let mut out = BTreeSet::new();
-    for c in changes {
-        let (mode, _) = c.entry_mode_and_id();
-        if mode.is_tree() {
+    for c in recorder.records {
+        use gix::diff::tree::recorder::Change;
+        let (mode, path) = match &c {
+            Change::Addition {
+                entry_mode, path, ..
+            }
+            | Change::Deletion {
+                entry_mode, path, ..
+            }
+            | Change::Modification {
+                entry_mode, path, ..
+            } => (entry_mode, path),
+        };
+        // A tree entry replaced by a blob (or back) shows both; only blobs
+        // (and links, submodules) are paths.
+        if mode.is_tree()
+            && !matches!(&c, Change::Modification { previous_entry_mode, .. } if !previous_entry_mode.is_tree())
+        {
             continue;
         }
-        for loc in [c.location(), c.source_location()] {
-            // A non-UTF-8 name is kept (lossily): dropping it made a change
-            // to it invisible, and every step, even `inputs: ["*"]`, trimmed.
-            out.insert(String::from_utf8_lossy(loc).into_owned());
-        }
+        // A non-UTF-8 name is kept (lossily): dropping it made a change
+        // to it invisible, and every step, even `inputs: ["*"]`, trimmed.
+        out.insert(String::from_utf8_lossy(path).into_owned());
     }
     Ok(out.into_iter().collect())
 }

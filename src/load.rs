@@ -1,7 +1,6 @@
 //! Loading a checkout into the engine's inputs: the visible files (SPEC §1)
 //! and a loader that reads file contents from disk on demand.
 
-use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -70,18 +69,18 @@ impl Loader for DiskLoader {
 /// files it did not see (inside ignored directories) are checked with
 /// `lstat`, so a tracked file counts exactly when it is present.
 pub fn visible_files(root: &Path) -> Result<Vec<String>, Error> {
-    let walked = walk(root);
-    let mut out: BTreeSet<String> = walked.iter().cloned().collect();
-    if let Ok(repo) = crate::git::open(root) {
-        // Read the index without verifying its trailing checksum: git just
-        // wrote it, and hashing the whole file is most of the cost.
-        let index = gix::index::File::at_or_default(
-            repo.index_path(),
-            repo.object_hash(),
-            true,
-            Default::default(),
-        )
-        .map_err(|e| Error::Git(format!("cannot read the index: {e}")))?;
+    // The index is read while the tree is walked.
+    let (walked, index) = std::thread::scope(|scope| {
+        let index = scope.spawn(|| read_index(root));
+        let walked = walk(root);
+        let index = index
+            .join()
+            .unwrap_or_else(|_| Err(Error::Git("reading the index panicked".into())));
+        (walked, index)
+    });
+    let index = index?;
+    let mut out: Vec<String> = walked.iter().cloned().collect();
+    if let Some(index) = index {
         for entry in index.entries() {
             let Ok(path) = std::str::from_utf8(entry.path(&index)) else {
                 continue;
@@ -91,11 +90,30 @@ pub fn visible_files(root: &Path) -> Result<Vec<String>, Error> {
             }
             // Tracked files deleted from the work tree are not visible.
             if std::fs::symlink_metadata(root.join(path)).is_ok() {
-                out.insert(path.to_string());
+                out.push(path.to_string());
             }
         }
     }
-    Ok(out.into_iter().collect())
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
+}
+
+/// The index of the repository at `root`, or `None` for a plain directory.
+fn read_index(root: &Path) -> Result<Option<gix::index::File>, Error> {
+    let Ok(repo) = crate::git::open(root) else {
+        return Ok(None);
+    };
+    // Read the index without verifying its trailing checksum: git just
+    // wrote it, and hashing the whole file is most of the cost.
+    gix::index::File::at_or_default(
+        repo.index_path(),
+        repo.object_hash(),
+        true,
+        Default::default(),
+    )
+    .map(Some)
+    .map_err(|e| Error::Git(format!("cannot read the index: {e}")))
 }
 
 /// Every non-ignored file below `root` (files and symlinks), in parallel.
