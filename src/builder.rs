@@ -195,13 +195,15 @@ fn unrecognised(what: impl Into<String>) -> BuilderError {
 /// Is `path` one of the files the tag hashes? (`git diff … ci/builder
 /// bin/ci-builder`: pathspecs match the path itself or anything below it.)
 pub fn is_builder_input(path: &str) -> bool {
-    fn under(path: &str, spec: &str) -> bool {
-        path == spec
-            || path
-                .strip_prefix(spec)
-                .is_some_and(|rest| rest.starts_with('/'))
-    }
-    under(path, BUILDER_DIR) || under(path, SCRIPT_PATH)
+    under_spec(path, BUILDER_DIR) || under_spec(path, SCRIPT_PATH)
+}
+
+/// `path` is `spec` or lies below it (a plain git pathspec).
+fn under_spec(path: &str, spec: &str) -> bool {
+    path == spec
+        || path
+            .strip_prefix(spec)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// The files the tag hashes, in the script's order (`LC_ALL=C sort -z`:
@@ -250,9 +252,24 @@ impl BuilderTagger {
                 path: SCRIPT_PATH.to_owned(),
             });
         }
+        let script_full = repo.join(SCRIPT_PATH);
+        let script_bytes = std::fs::read(&script_full).map_err(|source| BuilderError::Read {
+            path: script_full.clone(),
+            source,
+        })?;
+        let text = String::from_utf8(script_bytes).map_err(|_| unrecognised("not valid UTF-8"))?;
+        let script = BuilderScript::parse(&text)?;
+        // The files the script hashes: tracked ones under its pathspecs, and
+        // untracked ones under `ci/builder` (its `ls-files --others`).
+        let mut hashed_files: Vec<&str> = files
+            .iter()
+            .map(String::as_str)
+            .filter(|p| script.hashed.iter().any(|spec| under_spec(p, spec)))
+            .collect();
+        hashed_files.sort_unstable();
+        hashed_files.dedup();
         let mut sums = String::new();
-        let mut script_text = None;
-        for path in inputs {
+        for path in hashed_files {
             let full = repo.join(path);
             // `sha1sum` follows symlinks; a directory or dangling link fails.
             let bytes = std::fs::read(&full).map_err(|source| BuilderError::Read {
@@ -260,15 +277,7 @@ impl BuilderTagger {
                 source,
             })?;
             sums.push_str(&sha1sum_line(&Sha1::digest(&bytes), path));
-            if path == SCRIPT_PATH {
-                script_text = Some(bytes);
-            }
         }
-        let script_bytes = script_text.ok_or_else(|| BuilderError::MissingFile {
-            path: SCRIPT_PATH.to_owned(),
-        })?;
-        let text = String::from_utf8(script_bytes).map_err(|_| unrecognised("not valid UTF-8"))?;
-        let script = BuilderScript::parse(&text)?;
         Ok(BuilderTagger {
             repo: repo.to_owned(),
             sums,
@@ -334,11 +343,29 @@ impl BuilderTagger {
 
     /// The bytes the script hashes for (flavor, arch).
     pub fn hash_input(&self, flavor: Flavor, arch: Arch) -> Result<String, BuilderError> {
-        let args = self.build_args(flavor, arch)?;
-        Ok(format!(
-            "{}flavor:{}\nbuild-args:{}\n",
-            self.sums, flavor, args
-        ))
+        match self.script.format {
+            TagFormat::BuildArgs => {
+                let args = self.build_args(flavor, arch)?;
+                Ok(format!(
+                    "{}flavor:{}\nbuild-args:{}\n",
+                    self.sums, flavor, args
+                ))
+            }
+            TagFormat::Legacy { .. } => {
+                // `files=$(… | xargs sha1sum)` drops the trailing newline,
+                // the appended literal starts and ends with one, and
+                // `echo "$files"` adds another.
+                let arm = self.script.flavor(flavor)?;
+                Ok(format!(
+                    "{}\nrust-version:{}\nrust-date:{}\narch:{}\nflavor:{}\n\n",
+                    self.sums.trim_end_matches('\n'),
+                    self.rust_version(flavor)?,
+                    arm.rust_date,
+                    arch.as_str(),
+                    flavor
+                ))
+            }
+        }
     }
 
     pub fn tag(&self, flavor: Flavor, arch: Arch) -> Result<String, BuilderError> {
@@ -411,9 +438,26 @@ pub struct FlavorArm {
     pub rust_date: String,
 }
 
+/// How the script turns its inputs into the hashed bytes; it changed in
+/// February 2026.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagFormat {
+    /// `printf '%s\n' "flavor:$flavor" "build-args:$docker_build_args"`
+    /// after the `sha1sum` lines of `ci/builder` and `bin/ci-builder`.
+    BuildArgs,
+    /// The older `files+="…rust-version:…rust-date:…arch:…flavor:…"` trailer
+    /// hashed through `echo "$files"`; `with_script` says whether
+    /// `bin/ci-builder` itself was among the hashed files (added in 2026-02).
+    Legacy { with_script: bool },
+}
+
 /// What the tag needs from `bin/ci-builder`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuilderScript {
+    pub format: TagFormat,
+    /// The pathspecs of the script's `git diff --name-only -z <empty tree> …`
+    /// (`ci/builder bin/ci-builder` now; older scripts also `.bazelversion`).
+    pub hashed: Vec<String>,
     pub nightly_rust_date: String,
     pub flavors: BTreeMap<String, FlavorArm>,
     /// `rust_components=…` (may mention `$arch_gcc`).
@@ -433,14 +477,28 @@ pub struct BuilderScript {
 /// Fragments of the tag computation that must be present verbatim: the file
 /// list, its order, the hashed trailer and the encoding.
 const REQUIRED_FRAGMENTS: &[&str] = &[
-    "git diff --name-only -z 4b825dc642cb6eb9a060e54bf8d69288fbee4904 ci/builder bin/ci-builder)",
     "git ls-files --others --exclude-standard -z ci/builder)",
     "LC_ALL=C sort -z",
     "xargs -0 \"$shasum\"",
-    "printf '%s\\n' \"flavor:$flavor\" \"build-args:$docker_build_args\"",
     "base64.b32encode(hashlib.sha1(input).digest())",
     "arch_gcc=${MZ_DEV_CI_BUILDER_ARCH:-$(arch_gcc)}",
     "arch_go=$(arch_go \"$arch_gcc\")",
+];
+
+const DIFF_WITH_SCRIPT: &str =
+    "git diff --name-only -z 4b825dc642cb6eb9a060e54bf8d69288fbee4904 ci/builder bin/ci-builder)";
+const DIFF_BUILDER_ONLY: &str =
+    "git diff --name-only -z 4b825dc642cb6eb9a060e54bf8d69288fbee4904 ci/builder)";
+const BUILD_ARGS_TRAILER: &str =
+    "printf '%s\\n' \"flavor:$flavor\" \"build-args:$docker_build_args\"";
+/// The lines of the older trailer, in order.
+const LEGACY_TRAILER: &[&str] = &[
+    "files+=\"",
+    "rust-version:$rust_version",
+    "rust-date:$rust_date",
+    "arch:$arch_gcc",
+    "flavor:$flavor",
+    "tag=$(echo \"$files\" | python3",
 ];
 
 const SED_RUST_VERSION: &str = r#"$(sed -n 's/rust-version = "\(.*\)"/\1/p' Cargo.toml)"#;
@@ -454,6 +512,40 @@ impl BuilderScript {
                 )));
             }
         }
+        let format = if text.contains(BUILD_ARGS_TRAILER) {
+            if !text.contains(DIFF_WITH_SCRIPT) {
+                return Err(unrecognised(format!(
+                    "the tag computation no longer contains `{DIFF_WITH_SCRIPT}`"
+                )));
+            }
+            TagFormat::BuildArgs
+        } else {
+            // The older trailer: every line present, in order.
+            let mut at = 0;
+            for line in LEGACY_TRAILER {
+                match text[at..].find(line) {
+                    Some(i) => at += i + line.len(),
+                    None => {
+                        return Err(unrecognised(format!(
+                            "the tag computation contains neither `{BUILD_ARGS_TRAILER}` nor the older `{line}` trailer"
+                        )));
+                    }
+                }
+            }
+            let with_script =
+                hashed_specs(text).is_some_and(|specs| specs.iter().any(|s| s == SCRIPT_PATH));
+            TagFormat::Legacy { with_script }
+        };
+        let hashed = hashed_specs(text).ok_or_else(|| {
+            unrecognised(format!(
+                "the tag computation no longer contains `{DIFF_BUILDER_ONLY}` or a variant"
+            ))
+        })?;
+        if !hashed.iter().any(|s| s == BUILDER_DIR) {
+            return Err(unrecognised(
+                "the hashed files no longer include `ci/builder`",
+            ));
+        }
         let lines: Vec<&str> = text.lines().collect();
         let top = top_level_assignments(&lines);
 
@@ -463,6 +555,22 @@ impl BuilderScript {
             .ok_or_else(|| unrecognised("no `NIGHTLY_RUST_DATE=` assignment"))?;
 
         let flavors = parse_flavor_case(&lines, &nightly_rust_date)?;
+
+        if let TagFormat::Legacy { .. } = format {
+            // The older hash does not include the build arguments.
+            return Ok(BuilderScript {
+                format,
+                hashed,
+                nightly_rust_date,
+                flavors,
+                components_base: String::new(),
+                components_nightly: String::new(),
+                components_other: String::new(),
+                cpu_target: BTreeMap::new(),
+                target_features: BTreeMap::new(),
+                build_args_template: String::new(),
+            });
+        }
 
         let components_base = top
             .get("rust_components")
@@ -475,6 +583,8 @@ impl BuilderScript {
         let build_args_template = parse_build_args(&lines)?;
 
         Ok(BuilderScript {
+            format,
+            hashed,
             nightly_rust_date,
             flavors,
             components_base,
@@ -507,6 +617,23 @@ impl BuilderScript {
 /// Unquotes a shell word that is a plain literal: `abc`, `"abc"`, `'abc'`.
 /// `$`-expansions are kept as written inside double quotes (resolved later
 /// against known variables); anything else is not a literal.
+/// The plain pathspecs after `git diff --name-only -z <empty tree>` in the
+/// tag computation, or `None` when there is no such line (or it uses
+/// anything but plain paths).
+fn hashed_specs(text: &str) -> Option<Vec<String>> {
+    const PREFIX: &str = "git diff --name-only -z 4b825dc642cb6eb9a060e54bf8d69288fbee4904 ";
+    let at = text.find(PREFIX)? + PREFIX.len();
+    let rest = &text[at..];
+    let specs = &rest[..rest.find(')')?];
+    let specs: Vec<String> = specs.split_whitespace().map(str::to_owned).collect();
+    let plain = |s: &String| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'-' | b'_'))
+    };
+    (!specs.is_empty() && specs.iter().all(plain)).then_some(specs)
+}
+
 fn shell_word(word: &str) -> Option<String> {
     if let Some(inner) = word.strip_prefix('\'').and_then(|w| w.strip_suffix('\'')) {
         return (!inner.contains('\'')).then(|| inner.to_owned());
