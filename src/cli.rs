@@ -256,26 +256,30 @@ pub fn main() -> i32 {
     }
 }
 
-fn session(g: &Global) -> Result<Session, Error> {
-    let roots = if g.python_roots.is_empty() {
-        vec!["misc/python".to_string()]
-    } else {
-        g.python_roots.clone()
-    };
-    if !g.repo.is_dir() {
-        return Err(Error::Usage(format!(
-            "`{}` is not a directory (hint: pass --repo DIR)",
-            g.repo.display()
-        )));
+impl Global {
+    /// The model's options from the global flags; checks `--repo` first.
+    fn session_options(&self) -> Result<SessionOptions, Error> {
+        if !self.repo.is_dir() {
+            return Err(Error::Usage(format!(
+                "`{}` is not a directory (hint: pass --repo DIR)",
+                self.repo.display()
+            )));
+        }
+        let defaults = SessionOptions::default();
+        Ok(SessionOptions {
+            pipeline: self.pipeline.clone(),
+            python_roots: if self.python_roots.is_empty() {
+                defaults.python_roots
+            } else {
+                self.python_roots.clone()
+            },
+            lazy_imports: self.lazy_imports,
+        })
     }
-    Session::open(
-        &g.repo,
-        &SessionOptions {
-            pipeline: g.pipeline.clone(),
-            python_roots: roots,
-            lazy_imports: g.lazy_imports,
-        },
-    )
+}
+
+fn session(g: &Global) -> Result<Session, Error> {
+    Session::open(&g.repo, &g.session_options()?)
 }
 
 pub fn run(cli: Cli) -> Result<i32, Error> {
@@ -929,15 +933,7 @@ fn cmd_affected(g: &Global, paths: &[String]) -> Result<i32, Error> {
 }
 
 fn cmd_soak(g: &Global, commits: usize, from: &str) -> Result<i32, Error> {
-    let opts = SessionOptions {
-        pipeline: g.pipeline.clone(),
-        python_roots: if g.python_roots.is_empty() {
-            vec!["misc/python".to_string()]
-        } else {
-            g.python_roots.clone()
-        },
-        lazy_imports: g.lazy_imports,
-    };
+    let opts = g.session_options()?;
     let report = crate::soak::soak(&g.repo, from, commits, &opts, |i, c, r| {
         if (i + 1) % 25 == 0 {
             eprintln!(
@@ -1009,21 +1005,7 @@ pub struct WatchArgs {
 }
 
 fn cmd_watch(g: &Global, a: &WatchArgs) -> Result<i32, Error> {
-    if !g.repo.is_dir() {
-        return Err(Error::Usage(format!(
-            "`{}` is not a directory (hint: pass --repo DIR)",
-            g.repo.display()
-        )));
-    }
-    let opts = SessionOptions {
-        pipeline: g.pipeline.clone(),
-        python_roots: if g.python_roots.is_empty() {
-            vec!["misc/python".to_string()]
-        } else {
-            g.python_roots.clone()
-        },
-        lazy_imports: g.lazy_imports,
-    };
+    let opts = g.session_options()?;
     let output = match g.format {
         Format::Json => crate::watch::Output::Json,
         Format::Text | Format::Dot | Format::Mermaid => crate::watch::Output::Text,

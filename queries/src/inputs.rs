@@ -47,17 +47,11 @@ impl InputSpec {
     /// The visible files this input stands for.
     pub fn expand<'a>(&'a self, db: &'a dyn Db, files: FileSet) -> Vec<&'a String> {
         match self {
-            InputSpec::Dir { .. } | InputSpec::Glob { .. } => {
-                let dir = match self {
-                    InputSpec::Dir { dir, .. } | InputSpec::Glob { dir, .. } => dir,
-                    InputSpec::File { .. } => unreachable!("handled below"),
-                };
-                files
-                    .under(db, dir)
-                    .iter()
-                    .filter(|p| self.matches(p))
-                    .collect()
-            }
+            InputSpec::Dir { dir, .. } | InputSpec::Glob { dir, .. } => files
+                .under(db, dir)
+                .iter()
+                .filter(|p| self.matches(p))
+                .collect(),
             InputSpec::File { path } => {
                 let all = files.paths(db);
                 match all.binary_search(path) {
