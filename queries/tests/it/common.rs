@@ -1,7 +1,5 @@
-//! Helpers shared by the Python integration tests: a disk loader and file
-//! listings (the real loader lives in the `pipetrim` crate).
-
-#![allow(dead_code)]
+//! Helpers shared by the integration tests: a disk loader, file listings,
+//! and the query log (the real loader lives in the `pipetrim` crate).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -74,4 +72,12 @@ pub fn compositions(paths: &[String]) -> Vec<String> {
         .filter(|p| p.ends_with("/mzcompose.py") && !p.starts_with("misc/python/"))
         .cloned()
         .collect()
+}
+
+/// How many times `query` ran, in a log of `Database::with_log`
+/// (entries read `query(Id(..))`).
+pub fn count(log: &[String], query: &str) -> usize {
+    log.iter()
+        .filter(|l| l.starts_with(&format!("{query}(")))
+        .count()
 }

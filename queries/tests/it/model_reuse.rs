@@ -12,6 +12,8 @@ use pipetrim_queries::plan::plan;
 use pipetrim_queries::{Database, Db, FileMode, Workspace};
 use salsa::plumbing::AsId;
 
+use crate::common::count;
+
 /// The bundled example repository, in memory.
 fn example() -> (Database, Workspace, ExecutionLog, MemoryLoader) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/example");
@@ -74,12 +76,6 @@ fn edit(db: &mut Database, loader: &MemoryLoader, path: &str, content: &str) {
 fn take(log: &ExecutionLog, db: &Database) -> Vec<String> {
     let _ = db;
     std::mem::take(&mut *log.lock().unwrap())
-}
-
-fn count(log: &[String], query: &str) -> usize {
-    log.iter()
-        .filter(|l| l.starts_with(&format!("{query}(")))
-        .count()
 }
 
 #[test]

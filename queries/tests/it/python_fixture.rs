@@ -1,14 +1,14 @@
 //! Snapshot tests over the fixture repository `testdata/python/` (laid out
 //! like the reference), and a salsa reuse test.
 
-mod common;
-
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use pipetrim_queries::python::{composition_images, composition_imports};
 use pipetrim_queries::{Database, Db, FileContent};
 use salsa::Setter;
+
+use crate::common::{self, count};
 
 fn fixture() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/python")
@@ -80,10 +80,6 @@ fn fixture_compositions() {
         let name = comp.trim_end_matches("/mzcompose.py").replace('/', "__");
         insta::assert_json_snapshot!(name, describe(&comp));
     }
-}
-
-fn count(log: &[String], query: &str) -> usize {
-    log.iter().filter(|l| l.starts_with(query)).count()
 }
 
 /// Editing one module re-parses only that module; closures that cannot

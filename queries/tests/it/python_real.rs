@@ -1,8 +1,6 @@
 //! Compares the static import closures and images with the reference's
 //! answers on real Materialize checkouts (skipped where they are absent).
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
@@ -10,6 +8,8 @@ use std::time::Instant;
 
 use pipetrim_queries::Db;
 use pipetrim_queries::python::{composition_images, composition_imports};
+
+use crate::common;
 
 const CHECKOUTS: &str = "/tmp/pipetrim-ref";
 const REFERENCE: &str = "/work/shared/reference";
