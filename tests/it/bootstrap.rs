@@ -2,20 +2,8 @@
 //! bootstrap pipeline; when all exist, pipetrim runs the trim itself.
 
 use std::path::Path;
-use std::process::Command;
 
-fn copy_dir(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        let dest = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            std::fs::create_dir_all(&dest).expect("mkdir");
-            copy_dir(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), &dest).expect("copy");
-        }
-    }
-}
+use crate::common::{copy_dir, run};
 
 /// The example repository with the builder fixture's `bin/ci-builder` and
 /// `ci/builder/`.
@@ -35,23 +23,6 @@ fn repo() -> tempfile::TempDir {
     )
     .expect("copy script");
     dir
-}
-
-fn run(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_pipetrim"))
-        .arg("--repo")
-        .arg(dir)
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("BUILDKITE_BRANCH", "feature")
-        .output()
-        .expect("run pipetrim");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[test]

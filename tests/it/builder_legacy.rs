@@ -4,7 +4,8 @@
 //! expected tag, and pipetrim must print the same.
 
 use std::path::Path;
-use std::process::Command;
+
+use crate::common;
 
 const SCRIPT: &str = r#"#!/usr/bin/env bash
 set -euo pipefail
@@ -56,16 +57,11 @@ print(hash.decode())
 echo "$tag"
 "#;
 
+/// Runs `cmd` in `dir`, hermetically below `dir/.home`; its trimmed stdout.
 fn sh(dir: &Path, cmd: &str, args: &[&str], envs: &[(&str, &str)]) -> String {
-    let out = Command::new(cmd)
+    let out = common::hermetic(cmd, &dir.join(".home"))
         .args(args)
         .current_dir(dir)
-        .env("HOME", dir.join(".home"))
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@t")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@t")
         .envs(envs.iter().copied())
         .output()
         .expect("command runs");

@@ -2,8 +2,6 @@
 //! checks that every printed chain is a real path in the graph.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use pipetrim::explain::{Link, best_chains, chain};
 use pipetrim::session::{Session, SessionOptions};
@@ -11,25 +9,10 @@ use pipetrim_queries::images::image_graph;
 use pipetrim_queries::plan::plan;
 use proptest::prelude::*;
 
-fn example() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/example")
-}
+use crate::common::{self, example};
 
 fn run(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_pipetrim"))
-        .args(args)
-        .arg("--repo")
-        .arg(example())
-        .env("NO_COLOR", "1")
-        .env_remove("CI_TEST_IDS")
-        .env_remove("CI_TEST_SELECTION")
-        .output()
-        .expect("run pipetrim");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::run(&example(), args)
 }
 
 #[test]

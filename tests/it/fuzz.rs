@@ -3,9 +3,7 @@
 //! mutated fixture repository never trims a step it cannot reason about.
 //!
 //! Deterministic: a fixed seed and no failure persistence. A longer run:
-//! `PIPETRIM_FUZZ_CASES=100000 cargo test --release --test fuzz`.
-
-mod common;
+//! `PIPETRIM_FUZZ_CASES=100000 cargo test --release --test it fuzz::`.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -18,6 +16,8 @@ use pipetrim_queries::plan::plan;
 use pipetrim_queries::{Database, Db, FileMode};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
+
+use crate::common;
 
 fn cfg() -> Config {
     let cases = std::env::var("PIPETRIM_FUZZ_CASES")

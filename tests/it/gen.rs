@@ -3,31 +3,14 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
 
 use pipetrim::r#gen::{DEFAULT_SEED, generate};
 use serde_json::Value;
 
+use crate::common::{self, Run};
+
 fn run(repo: &Path, args: &[&str]) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_pipetrim"))
-        .arg("--repo")
-        .arg(repo)
-        .args(args)
-        .env_remove("CI_TEST_IDS")
-        .env_remove("CI_TEST_SELECTION")
-        .env_remove("CI_SANITIZER")
-        .env_remove("CI_COVERAGE_ENABLED")
-        .env_remove("BUILDKITE_BRANCH")
-        .env_remove("BUILDKITE_TAG")
-        .output()
-        .expect("run pipetrim");
-    assert!(
-        out.status.success(),
-        "pipetrim {args:?} exited {}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
+    Run::of(common::pipetrim(repo, &common::home(), args), None).json()
 }
 
 fn names(v: &Value) -> BTreeSet<String> {

@@ -3,35 +3,13 @@
 //! a directory and a symlink replaced by a directory.
 
 use std::path::Path;
-use std::process::Command;
 
 use pipetrim::git::{Changes, changes_against};
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let home = dir.join(".home");
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("HOME", &home)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@t")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@t")
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
-}
+use crate::common::{self, write};
 
-fn write(dir: &Path, path: &str, text: &str) {
-    let p = dir.join(path);
-    std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
-    std::fs::write(p, text).expect("write");
+fn git(dir: &Path, args: &[&str]) -> String {
+    common::git(dir, &dir.join(".home"), args)
 }
 
 #[test]

@@ -3,14 +3,13 @@
 //! with newlines or non-UTF-8 bytes, a 100 MB file, a symlink to a
 //! directory, a file replaced by a directory) each get a defined outcome.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use common::Fixture;
 use serde_json::Value as Json;
+
+use crate::common::Fixture;
 
 /// Every entry below `root` (`.git` included): path → (kind, mode, bytes).
 fn snapshot(root: &Path) -> BTreeMap<Vec<u8>, (String, u32, Vec<u8>)> {
@@ -80,9 +79,9 @@ fn never_executes_or_writes_repository_code() {
         "misc/images/ubuntu-base/Dockerfile",
         &format!("RUN touch {m}/docker-run\n"),
     );
-    f.run_git(&["init", "-q", "-b", "main"]);
+    f.git(&["init", "-q", "-b", "main"]);
     f.commit("base");
-    f.run_git(&["checkout", "-q", "-b", "feature"]);
+    f.git(&["checkout", "-q", "-b", "feature"]);
     f.append("test/smoke/mzcompose.py", "\n# changed\n");
     f.append("src/base/src/lib.rs", "\n// changed\n");
     f.commit("change");
@@ -156,8 +155,8 @@ fn kept(plan: &Json) -> Vec<String> {
 
 /// The example on `main`, `edit` committed on branch `feature`.
 fn changed(edit: impl FnOnce(&Fixture)) -> Fixture {
-    let f = Fixture::git();
-    f.run_git(&["checkout", "-q", "-b", "feature"]);
+    let f = Fixture::on_main();
+    f.git(&["checkout", "-q", "-b", "feature"]);
     edit(&f);
     f.commit("change");
     f
@@ -271,7 +270,7 @@ fn a_manifest_replaced_by_a_directory() {
 fn changed_files_lists_of_random_bytes() {
     use proptest::prelude::*;
     use proptest::test_runner::{Config, RngSeed, TestRunner};
-    let f = Fixture::git();
+    let f = Fixture::on_main();
     let list = f.tmp.path().join("changed.txt");
     let list_arg = list.display().to_string();
     let mut runner = TestRunner::new(Config {

@@ -4,39 +4,19 @@
 //! file-system edge cases (unreadable files, symlink loops, dangling links).
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use pipetrim::load::visible_files;
 
+use crate::common::{self, Run, example, git_bytes as git, write};
+
 // ---------------------------------------------------------------- helpers
 
-fn example() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/example")
-}
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs the binary on `repo` with a clean registry environment.
-fn pipetrim_env(repo: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pipetrim"));
-    cmd.arg("--repo").arg(repo).args(args);
-    for k in ["MZ_GHCR", "CI"] {
-        cmd.env_remove(k);
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let o = cmd.output().expect("run pipetrim");
-    let out = Out {
-        code: o.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    };
+/// Runs the binary on `repo`, hermetically (no registry environment).
+fn pipetrim_env(repo: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = common::pipetrim(repo, &common::home(), args);
+    cmd.envs(env.iter().copied());
+    let out = Run::of(cmd, None);
     assert!(
         !out.stderr.contains("panicked"),
         "pipetrim panicked on {args:?}:\n{}",
@@ -45,7 +25,7 @@ fn pipetrim_env(repo: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
     out
 }
 
-fn pipetrim(repo: &Path, args: &[&str]) -> Out {
+fn pipetrim(repo: &Path, args: &[&str]) -> Run {
     pipetrim_env(repo, args, &[])
 }
 
@@ -57,12 +37,6 @@ fn json_of(repo: &Path, args: &[&str]) -> serde_json::Value {
     serde_json::from_str(&o.stdout).expect("JSON output")
 }
 
-fn write(root: &Path, path: &str, content: &str) {
-    let p = root.join(path);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, content).unwrap();
-}
-
 fn chmod(root: &Path, path: &str, mode: u32) {
     std::fs::set_permissions(root.join(path), std::fs::Permissions::from_mode(mode)).unwrap();
 }
@@ -71,30 +45,6 @@ fn symlink(root: &Path, path: &str, target: &str) {
     let p = root.join(path);
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
     std::os::unix::fs::symlink(target, p).unwrap();
-}
-
-/// Runs git in `root` with no system or user configuration but `home`'s.
-fn git(root: &Path, home: &Path, args: &[&str]) -> Vec<u8> {
-    let o = Command::new("git")
-        .current_dir(root)
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("HOME", home)
-        .env("XDG_CONFIG_HOME", home.join(".config"))
-        .env("GIT_AUTHOR_NAME", "Test")
-        .env("GIT_AUTHOR_EMAIL", "test@example.com")
-        .env("GIT_AUTHOR_DATE", "2024-01-01T00:00:00Z")
-        .env("GIT_COMMITTER_NAME", "Test")
-        .env("GIT_COMMITTER_EMAIL", "test@example.com")
-        .env("GIT_COMMITTER_DATE", "2024-01-01T00:00:00Z")
-        .output()
-        .expect("run git");
-    assert!(
-        o.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o.stdout
 }
 
 fn nul_list(bytes: Vec<u8>) -> Vec<String> {
@@ -119,7 +69,7 @@ fn git_visible(root: &Path, home: &Path) -> Vec<String> {
     v
 }
 
-fn assert_error(o: &Out, file: &str, line: Option<usize>, needle: &str) {
+fn assert_error(o: &Run, file: &str, line: Option<usize>, needle: &str) {
     assert_eq!(o.code, 2, "exit code; stderr: {}", o.stderr);
     let at = match line {
         Some(l) => format!("`{file}`:{l}:"),
@@ -777,7 +727,7 @@ fn fingerprint_fixture() -> tempfile::TempDir {
 fn fingerprints_match_an_independent_python_implementation() {
     let t = fingerprint_fixture();
     let r = t.path();
-    let py = Command::new("python3")
+    let py = std::process::Command::new("python3")
         .arg("-c")
         .arg(PY_FINGERPRINTS)
         .arg(r)

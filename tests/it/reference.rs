@@ -6,6 +6,8 @@
 use std::path::Path;
 use std::process::Command;
 
+use crate::common;
+
 #[test]
 fn finished_pipelines_equal_the_reference() {
     for case in ["c01", "c05", "c13"] {
@@ -32,15 +34,9 @@ fn check(case: &str) {
         .expect("gzip");
     let reference: serde_json::Value =
         serde_json::from_slice(&json.stdout).expect("reference json");
-    let out = Command::new(env!("CARGO_BIN_EXE_pipetrim"))
-        .args(["trim", "--base"])
-        .arg(reference["base"].as_str().expect("base"))
-        .arg("--repo")
-        .arg(&wt)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
+    let base = reference["base"].as_str().expect("base");
+    let out = common::pipetrim(&wt, &common::home(), &["trim", "--base", base])
         .env("CI", "true")
-        .env("BUILDKITE_BRANCH", "feature")
         .output()
         .expect("run pipetrim");
     assert!(

@@ -1,18 +1,17 @@
 //! `pipetrim soak` over a generated history (issue 11): every commit's
 //! incremental plan equals the from-scratch plan, and nothing panics.
 
-mod common;
-
-use common::Fixture;
 use pipetrim::session::SessionOptions;
 use pipetrim::soak::soak;
+
+use crate::common::Fixture;
 
 type Edit = Box<dyn Fn(&Fixture)>;
 
 /// The example with ~20 commits of history touching every kind of input,
 /// including broken-then-fixed manifests, templates and Python.
 fn history() -> Fixture {
-    let f = Fixture::git();
+    let f = Fixture::on_main();
     let steps: Vec<(&str, Edit)> = vec![
         (
             "rust",
@@ -193,7 +192,7 @@ fn soak_generated_history() {
 
 #[test]
 fn soak_history_shorter_than_asked() {
-    let f = Fixture::git();
+    let f = Fixture::on_main();
     f.append("src/base/src/lib.rs", "\n");
     f.commit("one");
     let report = soak(
@@ -210,7 +209,7 @@ fn soak_history_shorter_than_asked() {
 
 #[test]
 fn soak_bad_revision_is_a_usage_error() {
-    let f = Fixture::git();
+    let f = Fixture::on_main();
     let out = f.pipetrim(&["soak", "--commits", "3", "--from", "no-such-ref"], &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no-such-ref"));

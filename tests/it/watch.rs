@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
@@ -14,38 +14,13 @@ use pipetrim::watch::{Evaluation, PathChange, WatchEngine};
 use pipetrim_queries::Database;
 use proptest::prelude::*;
 
+use crate::common::{self, write};
+
 // ---------------------------------------------------------------- fixture
 
 /// Runs git with a hermetic configuration.
 fn git(root: &Path, args: &[&str]) -> String {
-    let home = root.join(".git-test-home");
-    let _ = std::fs::create_dir_all(&home);
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(root)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("HOME", &home)
-        .env("XDG_CONFIG_HOME", &home)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn write(root: &Path, path: &str, text: &str) {
-    let full = root.join(path);
-    if let Some(dir) = full.parent() {
-        std::fs::create_dir_all(dir).expect("mkdir");
-    }
-    std::fs::write(full, text).expect("write");
+    common::git(root, &root.join(".git-test-home"), args)
 }
 
 const CRATES: [&str; 4] = ["a", "b", "c", "d"];
@@ -755,13 +730,15 @@ fn binary_watches_and_prints_json_lines() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
     fixture(root);
-    let child = Command::new(env!("CARGO_BIN_EXE_pipetrim"))
-        .args(["watch", "--format", "json", "--base", "main", "--repo"])
-        .arg(root)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn pipetrim watch");
+    let child = common::pipetrim(
+        root,
+        &common::home(),
+        &["watch", "--format", "json", "--base", "main"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit())
+    .spawn()
+    .expect("spawn pipetrim watch");
     let mut child = Child(child);
     let stdout = child.0.stdout.take().expect("stdout");
     let (tx, rx) = mpsc::channel();
