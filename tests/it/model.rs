@@ -346,7 +346,7 @@ fn error_copy_missing_source_or_destination() {
         write(
             t.path(),
             "img/b/mzbuild.yml",
-            &format!("name: b\npre-image:\n  - type: copy\n    {other}\n"),
+            format!("name: b\npre-image:\n  - type: copy\n    {other}\n"),
         );
         let o = pipetrim(t.path(), &["images"]);
         assert_error(

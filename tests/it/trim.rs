@@ -262,7 +262,7 @@ fn depends_on_chains_are_kept() {
         let t = f.read(TEMPLATE);
         f.write(
             TEMPLATE,
-            &format!(
+            format!(
                 "{t}\n  - id: docs-build\n    label: Docs build\n    command: bin/docs-build\n    inputs: [misc/nothing]\n    depends_on: build-x86_64\n    timeout_in_minutes: 10\n"
             ),
         );
@@ -563,7 +563,7 @@ fn with_keyed_and_lonely(f: &Fixture) {
     let t = f.read(TEMPLATE);
     f.write(
         TEMPLATE,
-        &format!(
+        format!(
             "{t}\n  - key: keyed\n    label: Keyed\n    command: \"true\"\n    inputs: [doc]\n    depends_on: []\n    timeout_in_minutes: 5\n\n  - id: lonely\n    label: No inputs\n    command: \"true\"\n    depends_on: []\n    timeout_in_minutes: 5\n"
         ),
     );
@@ -829,7 +829,7 @@ mod properties {
     fn kept_covers_explicit_matches_is_closed_and_incremental_equals_scratch() {
         let f = Fixture::plain();
         let t = f.read(TEMPLATE);
-        f.write(TEMPLATE, &format!("{t}{EXTRA}"));
+        f.write(TEMPLATE, format!("{t}{EXTRA}"));
         let files = open(&f).files().to_vec();
         let mut runner = TestRunner::new(Config {
             cases: 32,

@@ -104,27 +104,27 @@ fn fixture(root: &Path) {
         "[workspace]\nmembers = [\"src/a\", \"src/b\", \"src/c\", \"src/d\"]\n\n[workspace.package]\nrust-version = \"1.95.0\"\n",
     );
     write(root, "Cargo.lock", "# lock\n");
-    write(root, "src/a/Cargo.toml", &crate_manifest("a", &["b"]));
+    write(root, "src/a/Cargo.toml", crate_manifest("a", &["b"]));
     write(root, "src/a/src/main.rs", "fn main() {}\n");
-    write(root, "src/b/Cargo.toml", &crate_manifest("b", &["c"]));
+    write(root, "src/b/Cargo.toml", crate_manifest("b", &["c"]));
     write(root, "src/b/src/lib.rs", "pub fn b() {}\n");
-    write(root, "src/c/Cargo.toml", &crate_manifest("c", &[]));
+    write(root, "src/c/Cargo.toml", crate_manifest("c", &[]));
     write(root, "src/c/src/lib.rs", "pub fn c() {}\n");
-    write(root, "src/d/Cargo.toml", &crate_manifest("d", &[]));
+    write(root, "src/d/Cargo.toml", crate_manifest("d", &[]));
     write(root, "src/d/src/main.rs", "fn main() {}\n");
     write(root, "misc/images/base/mzbuild.yml", "name: base\n");
-    write(root, "misc/images/base/Dockerfile", &dockerfile(&[]));
+    write(root, "misc/images/base/Dockerfile", dockerfile(&[]));
     write(root, "misc/images/environmentd/mzbuild.yml", ENVIRONMENTD);
     write(
         root,
         "misc/images/environmentd/Dockerfile",
-        &dockerfile(&["base"]),
+        dockerfile(&["base"]),
     );
     write(root, "misc/images/clusterd/mzbuild.yml", "name: clusterd\n");
     write(
         root,
         "misc/images/clusterd/Dockerfile",
-        &dockerfile(&["base"]),
+        dockerfile(&["base"]),
     );
     write(root, "ci/builder/Dockerfile", "FROM ubuntu\n");
     write(root, "ci/test/pipeline.template.yml", TEMPLATE);
@@ -258,7 +258,7 @@ fn apply_edit(root: &Path, e: &Edit, counter: &mut usize) -> Vec<PathChange> {
                 format!("src/{name}/src/lib.rs")
             };
             let old = std::fs::read_to_string(root.join(&file)).unwrap_or_default();
-            write(root, &file, &format!("{old}// edit {n}\n"));
+            write(root, &file, format!("{old}// edit {n}\n"));
             paths(&[&file])
         }
         Edit::CargoDeps(c, deps) => {
@@ -272,7 +272,7 @@ fn apply_edit(root: &Path, e: &Edit, counter: &mut usize) -> Vec<PathChange> {
             write(
                 root,
                 &file,
-                &crate_manifest(name, &deps.into_iter().collect::<Vec<_>>()),
+                crate_manifest(name, &deps.into_iter().collect::<Vec<_>>()),
             );
             paths(&[&file])
         }
@@ -282,7 +282,7 @@ fn apply_edit(root: &Path, e: &Edit, counter: &mut usize) -> Vec<PathChange> {
                 .map(|d| IMAGES.get(*d).copied().unwrap_or("missing-image"))
                 .collect();
             let file = format!("misc/images/{}/Dockerfile", IMAGES[*i]);
-            write(root, &file, &dockerfile(&deps));
+            write(root, &file, dockerfile(&deps));
             paths(&[&file])
         }
         Edit::PyImports(v) => {
@@ -310,7 +310,7 @@ fn apply_edit(root: &Path, e: &Edit, counter: &mut usize) -> Vec<PathChange> {
         }
         Edit::Add(i) => {
             let file = NEW_FILES[*i];
-            write(root, file, &format!("new {n}\n"));
+            write(root, file, format!("new {n}\n"));
             // A watcher reports a new directory, not the files created in it
             // before its watch was added.
             if file.starts_with("newdir/") {
@@ -598,7 +598,7 @@ fn one_file_edit_reexecutes_only_its_queries() {
     write(
         root,
         "misc/images/clusterd/Dockerfile",
-        &format!("{}# comment\n", dockerfile(&["base"])),
+        format!("{}# comment\n", dockerfile(&["base"])),
     );
     let ev = e.apply(&paths(&["misc/images/clusterd/Dockerfile"]));
     let warm = take(&log);
@@ -632,7 +632,7 @@ fn one_file_edit_reexecutes_only_its_queries() {
     write(
         root,
         "misc/images/clusterd/Dockerfile",
-        &format!("{}# comment 2\n", dockerfile(&["base"])),
+        format!("{}# comment 2\n", dockerfile(&["base"])),
     );
     e.apply(&paths(&["misc/images/clusterd/Dockerfile"]));
     let warm = take(&log);
@@ -646,7 +646,7 @@ fn one_file_edit_reexecutes_only_its_queries() {
     write(
         root,
         "src/c/Cargo.toml",
-        &format!("{}# comment\n", crate_manifest("c", &[])),
+        format!("{}# comment\n", crate_manifest("c", &[])),
     );
     e.apply(&paths(&["src/c/Cargo.toml"]));
     let warm = take(&log);
@@ -837,7 +837,7 @@ fn latency() {
         let mut ms = Vec::new();
         for i in 0..30 {
             let old = std::fs::read_to_string(root.join(file)).expect("read");
-            write(root, file, &format!("{old}{comment} {i}\n"));
+            write(root, file, format!("{old}{comment} {i}\n"));
             let ev = e.apply(&paths(&[file]));
             ms.push(ev.latency_ms);
         }
