@@ -116,19 +116,6 @@ pub enum Command {
         #[arg(long, default_value = "HEAD")]
         from: String,
     },
-    /// Write a synthetic monorepo (a git repository) for benchmarks and tests.
-    GenFixture(GenFixtureArgs),
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct GenFixtureArgs {
-    /// Size: 1 is ~120 crates, 45 images, 100 compositions, ~10,000 files; N multiplies by N.
-    #[arg(long, default_value_t = 1)]
-    pub scale: u32,
-    #[arg(long, default_value_t = crate::r#gen::DEFAULT_SEED)]
-    pub seed: u64,
-    /// A directory that does not exist or is empty.
-    pub dir: PathBuf,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -300,7 +287,6 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
         Command::Explain { step, changes } => cmd_explain(g, step, changes),
         Command::Affected { paths } => cmd_affected(g, paths),
         Command::Graph { step, changes } => cmd_graph(g, step.as_deref(), changes),
-        Command::GenFixture(a) => cmd_gen_fixture(g, a),
         Command::Watch(a) => cmd_watch(g, a),
         Command::Soak { commits, from } => cmd_soak(g, *commits, from),
     }
@@ -572,28 +558,6 @@ fn cmd_bootstrap(g: &Global, a: &BootstrapArgs) -> Result<i32, Error> {
             run(cli)
         }
     }
-}
-
-fn cmd_gen_fixture(g: &Global, a: &GenFixtureArgs) -> Result<i32, Error> {
-    let s = crate::r#gen::generate(&a.dir, a.scale, a.seed)
-        .map_err(|e| Error::Io(format!("cannot generate `{}`: {e}", a.dir.display())))?;
-    let text = format!(
-        "{}: {} files, {} crates, {} images, {} compositions, {} Python modules, {} steps; branch `feature` changes {}",
-        a.dir.display(),
-        s.files,
-        s.crates,
-        s.images,
-        s.compositions,
-        s.python_modules,
-        s.steps,
-        s.changed.join(", ")
-    );
-    let v = json!({
-        "dir": a.dir, "files": s.files, "crates": s.crates, "images": s.images,
-        "compositions": s.compositions, "python_modules": s.python_modules, "steps": s.steps,
-        "changed": s.changed, "main": s.main_commit, "feature": s.feature_commit,
-    });
-    print_out(g, &v, &text)
 }
 
 /// The change set the user asked for.

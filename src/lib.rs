@@ -11,7 +11,6 @@ pub mod env;
 pub mod error;
 pub mod explain;
 pub mod finish;
-pub mod r#gen;
 pub mod git;
 pub mod gitload;
 pub mod graph;

@@ -8,7 +8,7 @@ mod bootstrap;
 mod builder_legacy;
 mod explain;
 mod fuzz;
-mod r#gen;
+mod generated;
 mod git_diff;
 mod harden;
 mod model;

@@ -1,5 +1,6 @@
 //! Synthetic monorepos shaped like the reference (SPEC §2–§4), for the
-//! benches and the end-to-end tests.
+//! benches and the end-to-end tests, and the `gen-fixture` binary. A
+//! development crate: the shipped `pipetrim` does not link it.
 //!
 //! [`generate`] writes a git repository: a Cargo workspace under `src/` with a
 //! path-dependency DAG, mzbuild images with `MZFROM` chains and cargo/copy

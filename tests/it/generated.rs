@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use pipetrim::r#gen::{DEFAULT_SEED, generate};
+use pipetrim_gen::{DEFAULT_SEED, generate};
 use serde_json::Value;
 
 use crate::common::{self, Run};
