@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use divan::Bencher;
-use pipetrim::git::{Changes, changes_against};
-use pipetrim::load::{DiskLoader, visible_files};
-use pipetrim::session::{Session, SessionOptions};
+use pipetrim::repo::git::{Changes, changes_against};
+use pipetrim::repo::load::{DiskLoader, visible_files};
+use pipetrim::repo::session::{Session, SessionOptions};
 use pipetrim_gen::{DEFAULT_SEED, GENERATOR_VERSION, generate};
 use pipetrim_queries::db::MemoryLoader;
 use pipetrim_queries::fingerprint::{Variant, fingerprints};

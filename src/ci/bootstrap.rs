@@ -7,7 +7,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
-use crate::builder::{Arch, BuilderError, BuilderTagger, Flavor};
+use pipetrim_queries::specs::{self, env_is_truthy};
+
+use crate::ci::builder::{Arch, BuilderError, BuilderTagger, Flavor};
 
 /// Asks whether an image exists in its registry. Pluggable so the bootstrap
 /// is testable without a network.
@@ -159,24 +161,17 @@ pub enum BootstrapError {
 }
 
 /// The flavors `ci/mkpipeline.sh` checks, in its order.
-pub const BOOTSTRAP_FLAVORS: [Flavor; 4] = [
-    Flavor::Stable,
-    Flavor::Nightly,
-    Flavor::Min,
-    Flavor::Console,
-];
+pub const BOOTSTRAP_FLAVORS: [Flavor; 4] = Flavor::ALL;
 
 /// The registry `bin/ci-builder` uses: `ghcr.io/materializeinc/materialize`
-/// when `CI` or `MZ_GHCR` is truthy (shlib's `is_truthy`: anything but unset,
-/// empty, `0`, `no`, `false`), else `materialize`.
+/// when `CI` or `MZ_GHCR` is truthy (shlib's `is_truthy`, the same rule as
+/// the reference's Python), else `materialize`.
 pub fn builder_registry_from_env() -> &'static str {
-    let truthy = |name: &str| {
-        std::env::var(name).is_ok_and(|v| !matches!(v.as_str(), "" | "0" | "no" | "false"))
-    };
+    let truthy = |name: &str| env_is_truthy(std::env::var(name).ok().as_deref());
     if truthy("CI") || truthy("MZ_GHCR") {
-        "ghcr.io/materializeinc/materialize"
+        specs::GHCR
     } else {
-        "materialize"
+        specs::DOCKER_HUB
     }
 }
 
@@ -327,7 +322,7 @@ pub fn render_bootstrap_pipeline(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::builder::builder_tag;
+    use crate::ci::builder::builder_tag;
 
     const REGISTRY: &str = "ghcr.io/materializeinc/materialize";
 

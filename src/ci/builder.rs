@@ -31,106 +31,93 @@ pub const BUILDER_DIR: &str = "ci/builder";
 /// The manifest the script reads `rust-version` from (with `sed`).
 pub const CARGO_TOML: &str = "Cargo.toml";
 
-/// A ci-builder flavor (`bin/ci-builder <cmd> <flavor>`).
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    clap::ValueEnum,
-    serde::Serialize,
-    serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Flavor {
-    #[value(name = "stable")]
-    Stable,
-    #[value(name = "nightly")]
-    Nightly,
-    #[value(name = "min")]
-    Min,
-    #[value(name = "console")]
-    Console,
-}
-
-impl Flavor {
-    /// In the order `ci/mkpipeline.sh` checks them.
-    pub const ALL: [Flavor; 4] = [
-        Flavor::Stable,
-        Flavor::Nightly,
-        Flavor::Min,
-        Flavor::Console,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Flavor::Stable => "stable",
-            Flavor::Nightly => "nightly",
-            Flavor::Min => "min",
-            Flavor::Console => "console",
+/// An enum of names with one spelling each (in `bin/ci-builder`, on the
+/// command line and in JSON), written once: the variants with their names,
+/// then `ALL` (in the listed order), `as_str`, `Display`, `FromStr`, clap
+/// and serde all follow from that list.
+macro_rules! named_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident ($kind:literal) {
+            $($variant:ident = $text:literal),+ $(,)?
         }
+    ) => {
+        $(#[$meta])*
+        #[derive(
+            Clone,
+            Copy,
+            Debug,
+            PartialEq,
+            Eq,
+            Hash,
+            PartialOrd,
+            Ord,
+            clap::ValueEnum,
+            serde::Serialize,
+            serde::Deserialize,
+        )]
+        pub enum $name {
+            $(
+                #[value(name = $text)]
+                #[serde(rename = $text)]
+                $variant,
+            )+
+        }
+
+        impl $name {
+            /// Every value, in the order `ci/mkpipeline.sh` checks them.
+            pub const ALL: [$name; [$($text),+].len()] = [$($name::$variant),+];
+
+            /// The name `bin/ci-builder` uses.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = ParseNameError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                $name::ALL
+                    .into_iter()
+                    .find(|v| v.as_str() == s)
+                    .ok_or_else(|| ParseNameError {
+                        kind: $kind,
+                        value: s.to_owned(),
+                        expected: &[$($text),+],
+                    })
+            }
+        }
+    };
+}
+
+named_enum! {
+    /// A ci-builder flavor (`bin/ci-builder <cmd> <flavor>`).
+    pub enum Flavor ("ci-builder flavor") {
+        Stable = "stable",
+        Nightly = "nightly",
+        Min = "min",
+        Console = "console",
     }
 }
 
-impl fmt::Display for Flavor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+named_enum! {
+    /// A ci-builder architecture (`MZ_DEV_CI_BUILDER_ARCH`, gcc nomenclature:
+    /// `arch_gcc` in the script).
+    pub enum Arch ("ci-builder architecture") {
+        X86_64 = "x86_64",
+        Aarch64 = "aarch64",
     }
-}
-
-impl FromStr for Flavor {
-    type Err = ParseNameError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Flavor::ALL
-            .into_iter()
-            .find(|f| f.as_str() == s)
-            .ok_or_else(|| ParseNameError {
-                kind: "ci-builder flavor",
-                value: s.to_owned(),
-                expected: "stable, nightly, min, console",
-            })
-    }
-}
-
-/// A ci-builder architecture (`MZ_DEV_CI_BUILDER_ARCH`, gcc nomenclature).
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Hash,
-    PartialOrd,
-    Ord,
-    clap::ValueEnum,
-    serde::Serialize,
-    serde::Deserialize,
-)]
-pub enum Arch {
-    #[value(name = "x86_64")]
-    #[serde(rename = "x86_64")]
-    X86_64,
-    #[value(name = "aarch64")]
-    #[serde(rename = "aarch64")]
-    Aarch64,
 }
 
 impl Arch {
-    /// In the order `ci/mkpipeline.sh` checks them.
-    pub const ALL: [Arch; 2] = [Arch::X86_64, Arch::Aarch64];
-
-    /// The gcc name (`arch_gcc` in the script).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "x86_64",
-            Arch::Aarch64 => "aarch64",
-        }
-    }
-
     /// The Go name (`arch_go` of `misc/shlib/shlib.bash`).
     pub fn go_name(self) -> &'static str {
         match self {
@@ -140,32 +127,12 @@ impl Arch {
     }
 }
 
-impl fmt::Display for Arch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Arch {
-    type Err = ParseNameError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Arch::ALL
-            .into_iter()
-            .find(|a| a.as_str() == s)
-            .ok_or_else(|| ParseNameError {
-                kind: "ci-builder architecture",
-                value: s.to_owned(),
-                expected: "x86_64, aarch64",
-            })
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown {kind} `{value}` (hint: expected one of {expected})")]
+#[error("unknown {kind} `{value}` (hint: expected one of {})", .expected.join(", "))]
 pub struct ParseNameError {
     kind: &'static str,
     value: String,
-    expected: &'static str,
+    expected: &'static [&'static str],
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -36,8 +36,8 @@
 
 use std::collections::{BTreeSet, HashSet};
 
+use pipetrim_queries::specs::env_is_truthy;
 use serde_yaml_ng::{Mapping, Number, Value};
-use sha1::{Digest, Sha1};
 
 /// The agent queue of steps that name none.
 pub const DEFAULT_AGENT: &str = "hetzner-aarch64-4cpu-8gb";
@@ -45,13 +45,6 @@ pub const DEFAULT_AGENT: &str = "hetzner-aarch64-4cpu-8gb";
 /// The sanitizers the reference knows (`materialize.rustc_flags.Sanitizer`),
 /// besides `none`.
 pub const SANITIZERS: &[&str] = &["address", "hwaddress", "cfi", "thread", "leak", "undefined"];
-
-/// The CI glue pathspecs: when any of them changed, trimming is a dry run.
-pub const CI_GLUE_GLOBS: &[&str] = &[
-    "bin",
-    "ci",
-    "misc/python/materialize/cli/ci_annotate_errors.py",
-];
 
 /// Steps that test selection never skips (matched against `id`, else `command`).
 const SELECTION_EXEMPT: &[&str] = &[
@@ -95,7 +88,7 @@ const FORCE_STUCK: &[&str] = &[
 /// produce, and whether all of them already exist in the registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArchHash {
-    /// Hex SHA-1, see [`build_hash`].
+    /// Hex SHA-1, see [`pipetrim_queries::specs::build_hash`].
     pub hash: String,
     pub all_exist: bool,
 }
@@ -106,17 +99,6 @@ pub struct ArchHash {
 pub struct BuildHashes {
     pub x86_64: ArchHash,
     pub aarch64: ArchHash,
-}
-
-/// The reference's build hash: hex SHA-1 over the concatenated specs
-/// (`<registry>/<name>:mzbuild-<fingerprint>`) of the resolved dependency set
-/// of the published images, in the set's (topological) order.
-pub fn build_hash<'a>(specs: impl IntoIterator<Item = &'a str>) -> String {
-    let mut h = Sha1::new();
-    for spec in specs {
-        h.update(spec.as_bytes());
-    }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Everything [`finish`] needs besides the pipeline.
@@ -230,11 +212,6 @@ impl FinishOptions {
     fn tag(&self) -> Option<&str> {
         self.tag.as_deref().filter(|t| !t.is_empty())
     }
-}
-
-/// The reference's `ui.env_is_truthy`: set and not one of `""`, `0`, `no`, `false`.
-pub fn env_is_truthy(value: Option<&str>) -> bool {
-    value.is_some_and(|v| !matches!(v, "" | "0" | "no" | "false"))
 }
 
 /// A pipeline the finishing passes cannot work on.

@@ -225,7 +225,7 @@ pub fn explain_json(d: &StepDecision, graph: Option<&ImageGraph>) -> Value {
         .map(|r| json!({"reason": r, "chain": chain(r, &d.id, graph)}))
         .collect();
     json!({
-        "id": d.id, "kept": d.kept, "changed": d.changed, "depends_on": d.depends_on,
+        "id": d.id, "kept": d.kept, "changed": d.kept_on_its_own(), "depends_on": d.depends_on,
         "globs": d.globs, "images": d.images, "changed_inputs": d.changed_inputs, "evidence": chains,
     })
 }

@@ -3,16 +3,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use pipetrim_queries::Db;
 use pipetrim_queries::cargo::cargo_workspace;
-use pipetrim_queries::images::{PreImage, compositions, image_graph};
+use pipetrim_queries::images::{PreImage, compositions, image_graph, used_images};
 use pipetrim_queries::pipeline::template;
 use pipetrim_queries::plan::{changed_images, plan};
-use pipetrim_queries::python::composition_images;
 use serde_json::json;
 
 use crate::error::Error;
-use crate::session::Session;
+use crate::repo::session::Session;
 
 #[derive(Debug, Default)]
 pub struct Graph {
@@ -68,7 +66,7 @@ pub fn build(s: &Session) -> Result<Graph, Error> {
     let comps = compositions(db, files).clone()?;
     let images = image_graph(db, files).clone()?;
     let mut g = Graph::default();
-    for step in tpl.steps.iter().filter(|s| s.kind.is_unit()) {
+    for step in tpl.steps.iter().filter(|s| s.kind.is_trimmable()) {
         let sid = g.node(format!("step:{}", step.id));
         for d in &step.depends_on {
             let did = g.node(format!("step:{d}"));
@@ -82,17 +80,7 @@ pub fn build(s: &Session) -> Result<Graph, Error> {
             let cid = g.node(format!("composition:{c}"));
             g.edge(&sid, &cid, "mzcompose");
             if let Some(dir) = comps.get(c) {
-                let imgs =
-                    composition_images(db, files, options, db.file(&format!("{dir}/mzcompose.py")));
-                let names: Vec<&String> = if imgs.every_image.is_some() {
-                    images.images.keys().collect()
-                } else {
-                    imgs.names
-                        .iter()
-                        .filter(|n| images.images.contains_key(*n))
-                        .collect()
-                };
-                for n in names {
+                for n in used_images(db, files, options, dir, &images).names {
                     let iid = g.node(format!("image:{n}"));
                     g.edge(&cid, &iid, "uses");
                 }
@@ -169,7 +157,7 @@ pub fn build(s: &Session) -> Result<Graph, Error> {
     if let Ok(p) = plan(db, s.ws) {
         for d in &p.steps {
             if let Some(flag) = g.nodes.get_mut(&format!("step:{}", d.id)) {
-                *flag = d.changed;
+                *flag = d.kept_on_its_own();
             }
         }
     }

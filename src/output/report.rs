@@ -1,6 +1,12 @@
-//! The ✓/✗ decision report (SPEC §6), as the reference prints it.
+//! The decisions of `trim`: the ✓/✗ report (SPEC §6) as the reference
+//! prints it, and the JSON plan (`trim --format json`, a stable shape that
+//! README documents).
 
+use pipetrim_queries::pipeline::Template;
 use pipetrim_queries::plan::Plan;
+use serde_json::{Value, json};
+
+use crate::ci::trim::Decision;
 
 pub fn text_report(plan: &Plan, color: bool) -> String {
     let (green, red, dim, reset) = if color {
@@ -49,4 +55,33 @@ pub fn text_report(plan: &Plan, color: bool) -> String {
         out.push_str(&format!("warning: kept fail-safe: {e}\n"));
     }
     out
+}
+
+/// `trim --format json`. Without a plan (it could not be computed) every
+/// trimmable step of the template is listed as kept.
+pub fn trim_json(plan: Option<&Plan>, template: &Template, decision: &Decision) -> Value {
+    let steps: Vec<Value> = match plan {
+        Some(p) => p
+            .steps
+            .iter()
+            .map(|d| {
+                json!({
+                    "id": d.id, "kept": d.kept, "changed": d.kept_on_its_own(),
+                    "depends_on": d.depends_on, "globs": d.globs, "images": d.images,
+                    "changed_inputs": d.changed_inputs, "reasons": d.reasons,
+                })
+            })
+            .collect(),
+        None => template
+            .steps
+            .iter()
+            .filter(|s| s.kind.is_trimmable())
+            .map(|s| json!({"id": s.id, "kept": true, "changed": true}))
+            .collect(),
+    };
+    json!({
+        "trimmed": decision.trimmed, "dry_run": decision.dry_run, "reason": decision.reason,
+        "errors": plan.map(|p| p.errors.clone()).unwrap_or_default(),
+        "steps": steps,
+    })
 }

@@ -3,7 +3,7 @@
 //!
 //! Symlinks: git stores a symlink as a blob holding the link target, and that
 //! target text is what [`TreeLoader`] returns (with [`FileMode::Symlink`]).
-//! The [`DiskLoader`](crate::load::DiskLoader) follows symlinks instead, so
+//! The [`DiskLoader`](crate::repo::load::DiskLoader) follows symlinks instead, so
 //! fingerprints of images with symlinked inputs differ from a work tree's.
 //! The soak compares plans (incremental against from scratch, both through
 //! this loader), never fingerprints, so this does not matter there.
@@ -117,12 +117,12 @@ impl Loader for TreeLoader {
         let repo = self.repo.to_thread_local();
         // As the disk loader: big files are not read (nor parsed).
         if let Ok(h) = repo.find_header(oid)
-            && h.size() > crate::load::MAX_PARSE_BYTES
+            && h.size() > crate::repo::load::MAX_PARSE_BYTES
         {
             return (
                 FileContent::Unreadable(format!(
                     "is larger than {} bytes",
-                    crate::load::MAX_PARSE_BYTES
+                    crate::repo::load::MAX_PARSE_BYTES
                 )),
                 mode,
             );

@@ -101,7 +101,7 @@ pub fn visible_files(root: &Path) -> Result<Vec<String>, Error> {
 
 /// The index of the repository at `root`, or `None` for a plain directory.
 fn read_index(root: &Path) -> Result<Option<gix::index::File>, Error> {
-    let Ok(repo) = crate::git::open(root) else {
+    let Ok(repo) = crate::repo::git::open(root) else {
         return Ok(None);
     };
     // Read the index without verifying its trailing checksum: git just

@@ -8,7 +8,7 @@ use pipetrim_queries::{Database, Workspace};
 use salsa::Setter;
 
 use crate::error::Error;
-use crate::load::{DiskLoader, visible_files};
+use crate::repo::load::{DiskLoader, visible_files};
 
 /// How to build the model.
 #[derive(Debug, Clone)]

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeSet;
 
-use pipetrim::explain::{Link, best_chains, chain};
-use pipetrim::session::{Session, SessionOptions};
+use pipetrim::output::explain::{Link, best_chains, chain};
+use pipetrim::repo::session::{Session, SessionOptions};
 use pipetrim_queries::images::image_graph;
 use pipetrim_queries::plan::plan;
 use proptest::prelude::*;

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
-use pipetrim::finish::FinishOptions;
+use pipetrim::ci::finish::FinishOptions;
 use pipetrim_queries::db::MemoryLoader;
 use pipetrim_queries::pathspec::PathspecSet;
 use pipetrim_queries::plan::plan;
@@ -190,7 +190,7 @@ proptest! {
             keys.iter().map(|k| k.to_string()).zip(vals).collect();
         let var = |k: &str| env.iter().find(|(n, _)| n == k).and_then(|(_, v)| v.clone());
         let _ = FinishOptions::from_env("test", var);
-        let _ = pipetrim::finish::env_is_truthy(var("CI_COVERAGE_ENABLED").as_deref());
+        let _ = pipetrim_queries::specs::env_is_truthy(var("CI_COVERAGE_ENABLED").as_deref());
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use pipetrim::git::{Changes, changes_against};
+use pipetrim::repo::git::{Changes, changes_against};
 
 use crate::common::{self, write};
 

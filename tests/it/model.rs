@@ -6,7 +6,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use pipetrim::load::visible_files;
+use pipetrim::repo::load::visible_files;
 
 use crate::common::{self, Run, example, git_bytes as git, write};
 

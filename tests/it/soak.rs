@@ -1,7 +1,7 @@
 //! `pipetrim soak` over a generated history (issue 11): every commit's
 //! incremental plan equals the from-scratch plan, and nothing panics.
 
-use pipetrim::session::SessionOptions;
+use pipetrim::repo::session::SessionOptions;
 use pipetrim::soak::soak;
 
 use crate::common::Fixture;

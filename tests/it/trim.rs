@@ -758,7 +758,7 @@ fn snapshot_report_and_yaml() {
 mod properties {
     use std::collections::{BTreeMap, BTreeSet};
 
-    use pipetrim::session::{Session, SessionOptions};
+    use pipetrim::repo::session::{Session, SessionOptions};
     use pipetrim_queries::pathspec::PathspecSet;
     use pipetrim_queries::pipeline::template;
     use pipetrim_queries::plan::plan;
@@ -860,7 +860,7 @@ mod properties {
                 let tpl = template(&fresh.db, fresh.ws.options(&fresh.db))
                     .clone()
                     .unwrap();
-                for step in tpl.steps.iter().filter(|s| s.kind.is_unit()) {
+                for step in tpl.steps.iter().filter(|s| s.kind.is_trimmable()) {
                     let specs = PathspecSet::new(&step.inputs).unwrap();
                     if specs.is_empty() {
                         continue;

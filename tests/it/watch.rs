@@ -8,8 +8,8 @@ use std::process::Stdio;
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use pipetrim::load::{DiskLoader, visible_files};
-use pipetrim::session::{Session, SessionOptions};
+use pipetrim::repo::load::{DiskLoader, visible_files};
+use pipetrim::repo::session::{Session, SessionOptions};
 use pipetrim::watch::{Evaluation, PathChange, WatchEngine};
 use pipetrim_queries::Database;
 use proptest::prelude::*;
@@ -507,7 +507,7 @@ fn uncommitted_matches_git() {
     let root = dir.path();
     fixture(root);
     assert_eq!(
-        pipetrim::git::uncommitted(root).expect("status"),
+        pipetrim::repo::git::uncommitted(root).expect("status"),
         Vec::<String>::new()
     );
     // unstaged modification, deletion, type change; staged add, staged
@@ -536,7 +536,7 @@ fn uncommitted_matches_git() {
     write(root, "src/c/src/lib.rs", "pub fn c2() {}\n");
     git(root, &["add", "src/c/src/lib.rs"]);
     write(root, "src/c/src/lib.rs", "pub fn c() {}\n");
-    let got = pipetrim::git::uncommitted(root).expect("status");
+    let got = pipetrim::repo::git::uncommitted(root).expect("status");
     assert_eq!(got, git_uncommitted(root));
     assert!(got.contains(&"src/c/src/lib.rs".to_string()), "{got:?}");
     assert!(got.contains(&"brand/new/dir/f.rs".to_string()), "{got:?}");
@@ -549,7 +549,7 @@ fn uncommitted_matches_git() {
 #[test]
 fn uncommitted_outside_a_repository_is_an_error() {
     let dir = tempfile::tempdir().expect("tempdir");
-    assert!(pipetrim::git::uncommitted(dir.path()).is_err());
+    assert!(pipetrim::repo::git::uncommitted(dir.path()).is_err());
 }
 
 // ---------------------------------------------------------------- salsa reuse
@@ -815,7 +815,7 @@ fn latency() {
     e.evaluate();
     let t = Instant::now();
     for _ in 0..30 {
-        pipetrim::git::uncommitted(root).expect("status");
+        pipetrim::repo::git::uncommitted(root).expect("status");
     }
     println!(
         "git::uncommitted: {:.2} ms",
@@ -823,7 +823,7 @@ fn latency() {
     );
     let t = Instant::now();
     for _ in 0..30 {
-        pipetrim::git::open(root).expect("open");
+        pipetrim::repo::git::open(root).expect("open");
     }
     println!(
         "git::open: {:.2} ms",

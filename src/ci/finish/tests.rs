@@ -629,16 +629,6 @@ fn finish_trim_builds() {
     );
 }
 
-#[test]
-fn finish_build_hash_is_sha1_of_concatenated_specs() {
-    assert_eq!(build_hash([]), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
-    // sha1("ab") == sha1 over "a" then "b".
-    assert_eq!(
-        build_hash(["a", "b"]),
-        "da23614e02469a0d7c7bd1bdab5c9c474b1904dc"
-    );
-}
-
 const CARGO: &str = "steps:
   - {id: cargo-test, depends_on: [], agents: {queue: hetzner-x86-64-dedi-32cpu-128gb-cargo-test}}
   - {id: miri-test, depends_on: [], agents: {queue: hetzner-aarch64-16cpu-32gb}}
