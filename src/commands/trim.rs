@@ -117,7 +117,11 @@ fn trim_pipeline(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
     let plan = plan.ok();
     report(plan.as_deref(), &decision.reason);
     match g.format {
-        Format::Json => print_out(g, &trim_json(plan.as_deref(), &tpl, &decision), ""),
+        Format::Json => {
+            let d = &decision;
+            let json = trim_json(plan.as_deref(), &tpl, d.trimmed, d.dry_run, &d.reason);
+            print_out(g, &json, "")
+        }
         Format::Text | Format::Dot | Format::Mermaid => {
             let yaml = serde_yaml_ng::to_string(&pipeline).map_err(|e| Error::Io(e.to_string()))?;
             if let Some(path) = &a.output {

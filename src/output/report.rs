@@ -6,8 +6,6 @@ use pipetrim_queries::pipeline::Template;
 use pipetrim_queries::plan::Plan;
 use serde_json::{Value, json};
 
-use crate::ci::trim::Decision;
-
 pub fn text_report(plan: &Plan, color: bool) -> String {
     let (green, red, dim, reset) = if color {
         ("\x1b[32m", "\x1b[31m", "\x1b[2m", "\x1b[0m")
@@ -57,9 +55,16 @@ pub fn text_report(plan: &Plan, color: bool) -> String {
     out
 }
 
-/// `trim --format json`. Without a plan (it could not be computed) every
+/// `trim --format json`: whether the pipeline was trimmed or dry-run, why,
+/// and every decision. Without a plan (it could not be computed) every
 /// trimmable step of the template is listed as kept.
-pub fn trim_json(plan: Option<&Plan>, template: &Template, decision: &Decision) -> Value {
+pub fn trim_json(
+    plan: Option<&Plan>,
+    template: &Template,
+    trimmed: bool,
+    dry_run: bool,
+    reason: &str,
+) -> Value {
     let steps: Vec<Value> = match plan {
         Some(p) => p
             .steps
@@ -80,7 +85,7 @@ pub fn trim_json(plan: Option<&Plan>, template: &Template, decision: &Decision) 
             .collect(),
     };
     json!({
-        "trimmed": decision.trimmed, "dry_run": decision.dry_run, "reason": decision.reason,
+        "trimmed": trimmed, "dry_run": dry_run, "reason": reason,
         "errors": plan.map(|p| p.errors.clone()).unwrap_or_default(),
         "steps": steps,
     })

@@ -59,18 +59,9 @@ echo "$tag"
 
 /// Runs `cmd` in `dir`, hermetically below `dir/.home`; its trimmed stdout.
 fn sh(dir: &Path, cmd: &str, args: &[&str], envs: &[(&str, &str)]) -> String {
-    let out = common::hermetic(cmd, &dir.join(".home"))
-        .args(args)
-        .current_dir(dir)
-        .envs(envs.iter().copied())
-        .output()
-        .expect("command runs");
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
+    let mut c = common::hermetic(cmd, &dir.join(".home"));
+    c.args(args).current_dir(dir).envs(envs.iter().copied());
+    String::from_utf8(common::stdout_of(c))
         .expect("utf-8")
         .trim()
         .to_string()

@@ -63,19 +63,24 @@ pub fn hermetic(program: impl AsRef<OsStr>, home: &Path) -> Command {
     cmd
 }
 
-/// Runs git in `dir`, hermetically below `home`; fails the test if git fails.
-pub fn git_bytes(dir: &Path, home: &Path, args: &[&str]) -> Vec<u8> {
-    let out = hermetic("git", home)
-        .args(args)
-        .current_dir(dir)
+/// Runs `cmd` and returns its stdout; fails the test if it fails.
+pub fn stdout_of(mut cmd: Command) -> Vec<u8> {
+    let out = cmd
         .output()
-        .expect("run git");
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
-        "git {args:?}: {}",
+        "{cmd:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     out.stdout
+}
+
+/// Runs git in `dir`, hermetically below `home`; fails the test if git fails.
+pub fn git_bytes(dir: &Path, home: &Path, args: &[&str]) -> Vec<u8> {
+    let mut cmd = hermetic("git", home);
+    cmd.args(args).current_dir(dir);
+    stdout_of(cmd)
 }
 
 /// [`git_bytes`] as text.

@@ -27,24 +27,14 @@ fn check(case: &str) {
         );
         return;
     }
-    let json = Command::new("gzip")
-        .arg("-dc")
-        .arg(&data)
-        .output()
-        .expect("gzip");
+    let mut gzip = Command::new("gzip");
+    gzip.arg("-dc").arg(&data);
     let reference: serde_json::Value =
-        serde_json::from_slice(&json.stdout).expect("reference json");
+        serde_json::from_slice(&common::stdout_of(gzip)).expect("reference json");
     let base = reference["base"].as_str().expect("base");
-    let out = common::pipetrim(&wt, &common::home(), &["trim", "--base", base])
-        .env("CI", "true")
-        .output()
-        .expect("run pipetrim");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let ours: serde_json::Value = serde_yaml_ng::from_slice(&out.stdout).expect("yaml");
+    let mut cmd = common::pipetrim(&wt, &common::home(), &["trim", "--base", base]);
+    cmd.env("CI", "true");
+    let ours: serde_json::Value = serde_yaml_ng::from_slice(&common::stdout_of(cmd)).expect("yaml");
     assert!(
         ours == reference["final_pipeline"],
         "{case}: the finished pipeline differs from the reference"
