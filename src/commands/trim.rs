@@ -16,10 +16,11 @@ use pipetrim_queries::Diagnostic;
 use pipetrim_queries::pipeline::template;
 use pipetrim_queries::plan::{Plan, plan};
 use pipetrim_queries::prime::prime_plan;
+use serde_yaml_ng::Value;
 
 use super::{changes, print_out, session};
 use crate::ci::env::{Overrides, TrimContext};
-use crate::ci::finish;
+use crate::ci::finish::{self, BuildHashes, FinishOptions};
 use crate::ci::{builds, trim, upload};
 use crate::cli::{Format, Global, TrimArgs};
 use crate::error::Error;
@@ -101,16 +102,7 @@ fn trim_pipeline(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
     if g.format != Format::Json {
         // The build steps' concurrency groups (and skips) need the image
         // specs of both arches; only the YAML uses them.
-        ctx.finish.build_hashes =
-            match builds::build_hashes(&s, &ctx.finish, a.exists_cmd.as_deref()) {
-                Ok(h) => Some(h),
-                Err(e) => {
-                    eprintln!(
-                        "warning: image fingerprints unavailable, build steps left as they are: {e}"
-                    );
-                    None
-                }
-            };
+        ctx.finish.build_hashes = build_hashes_or_warn(&s, &ctx.finish, a.exists_cmd.as_deref());
     }
     finish::finish(&mut pipeline, &ctx.finish)
         .map_err(|e| Error::Usage(format!("{}: {e}", tpl.path)))?;
@@ -122,20 +114,40 @@ fn trim_pipeline(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
             let json = trim_json(plan.as_deref(), &tpl, d.trimmed, d.dry_run, &d.reason);
             print_out(g, &json, "")
         }
-        Format::Text | Format::Dot | Format::Mermaid => {
-            let yaml = serde_yaml_ng::to_string(&pipeline).map_err(|e| Error::Io(e.to_string()))?;
-            if let Some(path) = &a.output {
-                std::fs::write(path, &yaml)
-                    .map_err(|e| Error::Io(format!("cannot write `{}`: {e}", path.display())))?;
-            } else if !a.upload {
-                print!("{yaml}");
-            }
-            if a.upload {
-                upload::pipeline_upload(&yaml, a.dry_run)?;
-            }
-            Ok(0)
+        Format::Text | Format::Dot | Format::Mermaid => write_pipeline(&pipeline, a),
+    }
+}
+
+/// The build hashes, or `None` with a warning: without them the build
+/// steps are left as the template has them (fail safe: builds run).
+fn build_hashes_or_warn(
+    s: &Session,
+    finish: &FinishOptions,
+    exists_cmd: Option<&str>,
+) -> Option<BuildHashes> {
+    match builds::build_hashes(s, finish, exists_cmd) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            eprintln!("warning: image fingerprints unavailable, build steps left as they are: {e}");
+            None
         }
     }
+}
+
+/// The finished pipeline as YAML: to `--output`, else stdout unless
+/// `--upload`, and to `buildkite-agent` with `--upload`.
+fn write_pipeline(pipeline: &Value, a: &TrimArgs) -> Result<i32, Error> {
+    let yaml = serde_yaml_ng::to_string(pipeline).map_err(|e| Error::Io(e.to_string()))?;
+    if let Some(path) = &a.output {
+        std::fs::write(path, &yaml)
+            .map_err(|e| Error::Io(format!("cannot write `{}`: {e}", path.display())))?;
+    } else if !a.upload {
+        print!("{yaml}");
+    }
+    if a.upload {
+        upload::pipeline_upload(&yaml, a.dry_run)?;
+    }
+    Ok(0)
 }
 
 /// The session and the change set, the change set (gix) computed while
