@@ -268,11 +268,11 @@ impl Global {
         let defaults = SessionOptions::default();
         Ok(SessionOptions {
             pipeline: self.pipeline.clone(),
-            python_roots: if self.python_roots.is_empty() {
-                defaults.python_roots
-            } else {
-                self.python_roots.clone()
-            },
+            python_roots: crate::roots::python_roots(
+                &self.repo,
+                &self.python_roots,
+                &defaults.python_roots,
+            )?,
             lazy_imports: self.lazy_imports,
         })
     }
@@ -404,7 +404,9 @@ fn cmd_compositions(g: &Global) -> Result<i32, Error> {
         let mut unsure: Vec<Diagnostic> = imports.unsure.clone();
         if let Some(why) = &imgs.every_image {
             images.extend(graph.images.keys().cloned());
-            unsure.push(why.clone());
+            if !unsure.contains(why) {
+                unsure.push(why.clone());
+            }
         }
         text.push_str(&format!(
             "{name} ({dir}): {} imports, images: {}\n",
@@ -707,19 +709,12 @@ fn cmd_trim_inner(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
         );
     }
     let no_trim = ctx.no_trim_reason();
-    let (plan, plan_error): (Option<std::sync::Arc<Plan>>, Option<Diagnostic>) = match plan_result {
-        Ok(p) => (Some(p), None),
-        Err(e) => {
-            if a.strict {
-                return Err(Error::Input(e));
-            }
-            eprintln!("warning: the plan cannot be computed, every step is kept: {e}");
-            (None, Some(e))
-        }
-    };
+    // The plan fails only when the template does not load, and that was
+    // checked above: a broken template exits 2 with its file and line in
+    // every mode (SPEC §10), since there is no pipeline to upload.
+    let plan = plan_result?;
     if a.strict
-        && let Some(p) = &plan
-        && let Some(e) = p.errors.first()
+        && let Some(e) = plan.errors.first()
     {
         return Err(Error::Input(e.clone()));
     }
@@ -739,29 +734,27 @@ fn cmd_trim_inner(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
         finish::select_tests_by_name(&mut pipeline, &set)
             .map_err(|e| Error::Usage(e.to_string()))?;
     }
-    let dry_run = plan.as_ref().is_some_and(|p| p.glue_changed) && no_trim.is_none();
-    let trimmed = no_trim.is_none() && !dry_run && plan.is_some() && unknown.is_none();
-    if let Some(p) = &plan {
-        if trimmed {
-            let needed: HashSet<String> = p
-                .steps
-                .iter()
-                .filter(|d| d.kept)
-                .map(|d| d.id.clone())
-                .collect();
-            finish::restrict_to(&mut pipeline, &needed).map_err(|e| Error::Usage(e.to_string()))?;
-        } else if dry_run {
-            let changes = s.ws.changes(db).paths(db).clone();
-            let changed = |inputs: &[String]| -> bool {
-                match pipetrim_queries::pathspec::PathspecSet::new(inputs) {
-                    Ok(set) if set.is_empty() => false,
-                    Ok(set) => changes.iter().any(|c| set.matches(c)),
-                    Err(_) => true,
-                }
-            };
-            finish::skip_unchanged_glue_exempt(&mut pipeline, &changed)
-                .map_err(|e| Error::Usage(e.to_string()))?;
-        }
+    let dry_run = plan.glue_changed && no_trim.is_none();
+    let trimmed = no_trim.is_none() && !dry_run && unknown.is_none();
+    if trimmed {
+        let needed: HashSet<String> = plan
+            .steps
+            .iter()
+            .filter(|d| d.kept)
+            .map(|d| d.id.clone())
+            .collect();
+        finish::restrict_to(&mut pipeline, &needed).map_err(|e| Error::Usage(e.to_string()))?;
+    } else if dry_run {
+        let changes = s.ws.changes(db).paths(db).clone();
+        let changed = |inputs: &[String]| -> bool {
+            match pipetrim_queries::pathspec::PathspecSet::new(inputs) {
+                Ok(set) if set.is_empty() => false,
+                Ok(set) => changes.iter().any(|c| set.matches(c)),
+                Err(_) => true,
+            }
+        };
+        finish::skip_unchanged_glue_exempt(&mut pipeline, &changed)
+            .map_err(|e| Error::Usage(e.to_string()))?;
     }
     if g.format != Format::Json {
         // The build steps' concurrency groups (and skips) need the image
@@ -778,40 +771,34 @@ fn cmd_trim_inner(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
     }
     finish::finish(&mut pipeline, &ctx.finish)
         .map_err(|e| Error::Usage(format!("{}: {e}", tpl.path)))?;
-    let reason = match (&no_trim, &plan_error, dry_run) {
-        (Some(r), _, _) => format!("not trimmed: {r}"),
-        (None, Some(e), _) => format!("not trimmed: {e}"),
-        (None, None, _) if unknown.is_some() => format!(
+    let reason = match (&no_trim, dry_run) {
+        (Some(r), _) => format!("not trimmed: {r}"),
+        (None, _) if unknown.is_some() => format!(
             "not trimmed: the change set is unknown: {}",
             unknown.as_deref().unwrap_or_default()
         ),
-        (None, None, true) => {
+        (None, true) => {
             "dry run: CI glue changed (bin, ci, ...); decisions reported, nothing removed".into()
         }
-        (None, None, false) => format!("trimmed against {base_desc}"),
+        (None, false) => format!("trimmed against {base_desc}"),
     };
     // Report on stderr.
-    if let Some(p) = &plan {
+    {
         let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
         let mut err = std::io::stderr().lock();
         let _ = writeln!(err, "--- {reason}");
-        let _ = write!(err, "{}", crate::report::text_report(p, color));
-    } else {
-        eprintln!("--- {reason}");
+        let _ = write!(err, "{}", crate::report::text_report(&plan, color));
     }
     match g.format {
         Format::Json => {
-            let steps: Vec<serde_json::Value> = match &plan {
-                Some(p) => p.steps.iter().map(|d| json!({
-                    "id": d.id, "kept": d.kept, "changed": d.changed, "depends_on": d.depends_on,
-                    "globs": d.globs, "images": d.images, "changed_inputs": d.changed_inputs,
-                    "reasons": d.reasons,
-                })).collect(),
-                None => tpl.steps.iter().filter(|s| s.kind.is_unit()).map(|s| json!({"id": s.id, "kept": true, "changed": true})).collect(),
-            };
+            let steps: Vec<serde_json::Value> = plan.steps.iter().map(|d| json!({
+                "id": d.id, "kept": d.kept, "changed": d.changed, "depends_on": d.depends_on,
+                "globs": d.globs, "images": d.images, "changed_inputs": d.changed_inputs,
+                "reasons": d.reasons,
+            })).collect();
             let v = json!({
                 "trimmed": trimmed, "dry_run": dry_run, "reason": reason,
-                "errors": plan.as_ref().map(|p| p.errors.clone()).unwrap_or_default(),
+                "errors": plan.errors,
                 "steps": steps,
             });
             print_out(g, &v, "")

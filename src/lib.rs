@@ -17,6 +17,7 @@ pub mod gitload;
 pub mod graph;
 pub mod load;
 pub mod report;
+pub mod roots;
 pub mod session;
 pub mod soak;
 pub mod watch;

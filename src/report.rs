@@ -1,6 +1,6 @@
 //! The ✓/✗ decision report (SPEC §6), as the reference prints it.
 
-use pipetrim_queries::plan::Plan;
+use pipetrim_queries::plan::{Plan, Reason};
 
 pub fn text_report(plan: &Plan, color: bool) -> String {
     let (green, red, dim, reset) = if color {
@@ -46,7 +46,25 @@ pub fn text_report(plan: &Plan, color: bool) -> String {
         }
     }
     for e in &plan.errors {
-        out.push_str(&format!("warning: kept fail-safe: {e}\n"));
+        out.push_str(&format!("warning: {e}\n"));
+        let kept: Vec<&str> = plan
+            .steps
+            .iter()
+            .filter(|d| {
+                d.reasons
+                    .iter()
+                    .any(|r| matches!(r, Reason::FailSafe { diagnostic } if diagnostic == e))
+            })
+            .map(|d| d.id.as_str())
+            .collect();
+        if kept.is_empty() {
+            out.push_str(&format!("{dim}    kept fail-safe: none{reset}\n"));
+        } else {
+            out.push_str(&format!(
+                "{dim}    kept fail-safe:{reset} {}\n",
+                kept.join(" ")
+            ));
+        }
     }
     out
 }

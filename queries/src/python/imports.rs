@@ -58,7 +58,9 @@ pub fn module_index(db: &dyn Db, files: FileSet, options: Options) -> ModuleInde
     for root in options.python_roots(db) {
         let root = root.trim_end_matches('/');
         for path in files.under(db, root) {
-            let rel = &path[root.len() + 1..];
+            let Some(rel) = paths::relative(path, root) else {
+                continue;
+            };
             if let Some(name) = module_name(rel)
                 && !index.by_name.contains_key(&name)
             {
@@ -97,7 +99,9 @@ pub struct Edge {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct DirectImports {
     pub edges: Vec<Edge>,
-    /// Fail-safe notes (the file does not parse, …).
+    /// Set when the file cannot be parsed (or read): its imports are
+    /// unknown, and every composition whose closure reaches it depends on
+    /// every first-party module (see [`ImportClosure::unsure`]).
     pub unsure: Vec<Diagnostic>,
 }
 
@@ -200,16 +204,16 @@ fn import_targets(db: &dyn Db, lookup: &Lookup, importer: &str, imp: &Import) ->
 
 /// The modules of a package directory: its `*.py` files and its
 /// subpackages' `__init__.py`.
-fn package_modules(db: &dyn Db, files: FileSet, dir: &str, recursive: bool) -> Vec<String> {
+fn package_modules(db: &dyn Db, files: FileSet, dir: &str) -> Vec<String> {
     files
         .under(db, dir)
         .iter()
         .filter(|p| p.ends_with(".py"))
         .filter(|p| {
-            let rest = &p[dir.len() + usize::from(!dir.is_empty())..];
-            recursive
-                || !rest.contains('/')
-                || rest.matches('/').count() == 1 && rest.ends_with("/__init__.py")
+            paths::relative(p, dir).is_some_and(|rest| {
+                !rest.contains('/')
+                    || rest.matches('/').count() == 1 && rest.ends_with("/__init__.py")
+            })
         })
         .cloned()
         .collect()
@@ -249,22 +253,11 @@ pub fn direct_imports(db: &dyn Db, files: FileSet, options: Options, file: File)
     let mut out = DirectImports::default();
     let dir = paths::parent(path);
     if let Some(err) = &summary.parse_error {
-        // Fail safe: the whole package directory counts as imported.
-        for target in package_modules(db, files, dir, true) {
-            if target != path {
-                out.edges.push(Edge {
-                    target,
-                    line: err.line.unwrap_or(1),
-                    in_function: false,
-                    type_checking: false,
-                });
-            }
-        }
-        out.unsure.push(
-            Diagnostic::in_file(path, format!("cannot read the imports: {}", err.message))
-                .at_line(err.line)
-                .hint(format!("every module under `{dir}` is counted as imported")),
-        );
+        // Fail safe (SPEC §10): its imports are unknown, so every module
+        // under the first-party roots counts as imported. The closure carries
+        // the note; the plan gives it its reach.
+        out.unsure
+            .push(super::unparseable(path, err, options.python_roots(db)));
         return out;
     }
     let run_at_load = functions_run_at_load(summary);
@@ -282,7 +275,7 @@ pub fn direct_imports(db: &dyn Db, files: FileSet, options: Options, file: File)
     }
     for d in &summary.dynamic_imports {
         // The module is computed at run time: every module of the package.
-        for target in package_modules(db, files, dir, false) {
+        for target in package_modules(db, files, dir) {
             if target != path {
                 out.edges.push(Edge {
                     target,
@@ -314,6 +307,10 @@ pub struct ImportClosure {
     /// top-level package only: not `materialize/__init__.py`, not the
     /// composition).
     pub files: Vec<String>,
+    /// Files of the closure (the composition included) that cannot be
+    /// parsed. Each one's imports are unknown, so the composition depends on
+    /// every first-party module under the Python roots (SPEC §10): the plan
+    /// keeps its steps when any `*.py` under a root changes.
     pub unsure: Vec<Diagnostic>,
     /// For every file reached (listed or not), the edge that first reached it.
     pub via: BTreeMap<String, Via>,
