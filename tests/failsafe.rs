@@ -166,7 +166,11 @@ impl Out {
     /// Exit 2, nothing on stdout, and `needles` on stderr.
     fn usage_error(&self, needles: &[&str]) {
         assert_eq!(self.code, 2, "exit code; stderr:\n{}", self.stderr);
-        assert!(self.stdout.is_empty(), "no output on error: {}", self.stdout);
+        assert!(
+            self.stdout.is_empty(),
+            "no output on error: {}",
+            self.stdout
+        );
         for n in needles {
             assert!(self.stderr.contains(n), "want {n:?} in:\n{}", self.stderr);
         }
@@ -327,10 +331,15 @@ fn explain_and_compositions_say_why() {
     let list = t.changed(&[TESTDRIVE_PY]);
     let r = t.run(&["explain", "testdrive", "--changed-files", &list]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stdout.contains("step `testdrive` is KEPT"), "{}", r.stdout);
     assert!(
+        r.stdout.contains("step `testdrive` is KEPT"),
+        "{}",
         r.stdout
-            .contains(&format!("kept fail-safe: `{comp}`:{line}: cannot be parsed")),
+    );
+    assert!(
+        r.stdout.contains(&format!(
+            "kept fail-safe: `{comp}`:{line}: cannot be parsed"
+        )),
         "{}",
         r.stdout
     );
@@ -346,8 +355,10 @@ fn explain_and_compositions_say_why() {
     assert!(
         j["evidence"]
             .as_array()
-            .is_some_and(|ev| ev.iter().any(|e| e["reason"]["kind"] == "fail-safe"
-                && e["reason"]["diagnostic"]["file"] == comp)),
+            .is_some_and(|ev| ev
+                .iter()
+                .any(|e| e["reason"]["kind"] == "fail-safe"
+                    && e["reason"]["diagnostic"]["file"] == comp)),
         "{j:#}"
     );
     let r = t.run(&["compositions"]);
@@ -420,7 +431,11 @@ fn image_lookup_past_the_depth_bound_uses_every_image() {
 fn copy_matching_that_does_not_compile_is_the_images_error() {
     let t = Tree::new();
     let mzbuild = "misc/images/assets/mzbuild.yml";
-    t.edit(mzbuild, "matching: \"*.json\"", "matching: \":(bad)*.json\"");
+    t.edit(
+        mzbuild,
+        "matching: \"*.json\"",
+        "matching: \":(bad)*.json\"",
+    );
 
     // A change under the copied directory keeps the step, and says why.
     let j = t.plan(&["misc/assets/README.md"], &[]);
@@ -490,7 +505,10 @@ fn non_utf8_uncommitted_path_is_kept_and_reported() {
     let j = r.json();
     assert_eq!(kept(&j), set(&["assets"]), "{j:#}");
     let lossy = "misc/assets/b\u{FFFD}.json";
-    assert_eq!(step(&j, "assets")["changed_inputs"], serde_json::json!([lossy]));
+    assert_eq!(
+        step(&j, "assets")["changed_inputs"],
+        serde_json::json!([lossy])
+    );
     let e = error_about(&j, lossy, None);
     assert!(
         e["message"]
@@ -552,7 +570,10 @@ fn python_root_at_the_top_with_short_and_multibyte_names_does_not_panic() {
     t.write("a", "one byte\n");
     t.write("é", "two bytes\n");
     t.write("é.py", "x = 1\n");
-    let j = t.plan(&["é.py"], &["--python-root", ".", "--python-root", "misc/python"]);
+    let j = t.plan(
+        &["é.py"],
+        &["--python-root", ".", "--python-root", "misc/python"],
+    );
     assert_eq!(j["errors"], serde_json::json!([]), "{j:#}");
     let r = t.run(&["compositions", "--python-root", "."]);
     assert_eq!(r.code, 0, "{}", r.stderr);

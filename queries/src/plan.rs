@@ -395,7 +395,9 @@ pub struct Plan {
     /// A change to the CI glue (`bin`, `ci`, ...): the trim is a dry run.
     pub glue_changed: bool,
     pub changes_unknown: Option<String>,
-    /// Errors that kept steps fail-safe.
+    /// Errors that kept steps fail-safe, and every fail-safe note of the
+    /// steps' inputs (also those this change set does not reach), and
+    /// changed paths that were not valid UTF-8.
     pub errors: Vec<Diagnostic>,
 }
 
