@@ -402,6 +402,10 @@ fn cmd_compositions(g: &Global) -> Result<i32, Error> {
             .cloned()
             .collect();
         let mut unsure: Vec<Diagnostic> = imports.unsure.clone();
+        unsure.extend(imports.unresolved.iter().map(|u| u.diagnostic.clone()));
+        if !imports.unresolved.is_empty() {
+            images.extend(graph.images.keys().cloned());
+        }
         if let Some(why) = &imgs.every_image {
             images.extend(graph.images.keys().cloned());
             if !unsure.contains(why) {

@@ -562,6 +562,37 @@ fn python_root_that_names_no_modules_is_a_usage_error() {
 }
 
 #[test]
+fn python_root_that_misses_the_imported_package_keeps_the_steps() {
+    // `test/deep` holds a module (`mzcompose.py`), so it is a valid root,
+    // but not the one that holds `materialize`: the compositions' imports
+    // find nothing, and must not read as third-party.
+    let t = Tree::new();
+    let j = t.plan(&[TESTDRIVE_PY], &["--python-root", "test/deep"]);
+    assert_eq!(kept(&j), set(&["testdrive", "cluster", "deep", "assets"]));
+    let errors = j["errors"].as_array().expect("errors");
+    assert_eq!(errors.len(), 1, "{j:#}");
+    let message = errors[0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("imports of `materialize` find nothing")
+            && message.contains("`misc/python/materialize`"),
+        "{message}"
+    );
+    for id in ["testdrive", "cluster", "deep", "assets"] {
+        assert_eq!(fail_safe_reasons(step(&j, id)), vec![&errors[0]], "{id}");
+    }
+    // Every image counts for them too.
+    let j = t.plan(
+        &["src/materialized/ci/Dockerfile"],
+        &["--python-root", "test/deep"],
+    );
+    assert_eq!(kept(&j), set(&["testdrive", "cluster", "deep", "assets"]));
+    // A change no composition can reach still trims them, with the error.
+    let j = t.plan(&["doc/index.md"], &["--python-root", "test/deep"]);
+    assert_eq!(kept(&j), set(&["docs"]));
+    assert_eq!(j["errors"].as_array().map(Vec::len), Some(1));
+}
+
+#[test]
 fn python_root_at_the_top_with_short_and_multibyte_names_does_not_panic() {
     let t = Tree::new();
     // `.` is a root once it holds a module; the module index then cuts

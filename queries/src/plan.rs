@@ -190,15 +190,25 @@ pub fn step_inputs(
                     ..FailSafe::new(d.clone())
                 });
             }
+            for u in &closure.unresolved {
+                si.add_fail_safe(FailSafe {
+                    python_roots: ws.options(db).python_roots(db).clone(),
+                    literal: u.packages.clone(),
+                    every_image: true,
+                    ..FailSafe::new(u.diagnostic.clone())
+                });
+            }
             let imgs = composition_images(db, ws.files(db), ws.options(db), file);
             match graph {
                 Ok(graph) => {
                     if let Some(why) = &imgs.every_image {
-                        si.every_image = true;
                         si.add_fail_safe(FailSafe {
                             every_image: true,
                             ..FailSafe::new(why.clone())
                         });
+                    }
+                    if imgs.every_image.is_some() || !closure.unresolved.is_empty() {
+                        si.every_image = true;
                         for n in graph.images.keys() {
                             si.images.insert(n.clone());
                             si.image_origins.entry(n.clone()).or_insert_with(|| {

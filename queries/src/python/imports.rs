@@ -95,10 +95,40 @@ pub struct Edge {
     pub type_checking: bool,
 }
 
+/// An absolute import that finds nothing under the Python roots although
+/// the repository holds a package of that name elsewhere: the roots are
+/// probably wrong (`--python-root ci`), and what the import loads is
+/// unknown. Treated fail safe (SPEC §10), like a file that does not parse.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Unresolved {
+    pub diagnostic: Diagnostic,
+    /// The package directories of that name (sorted).
+    pub packages: Vec<String>,
+    pub in_function: bool,
+    pub type_checking: bool,
+}
+
+/// Package directories (those with `__init__.py`) by their name, over the
+/// whole checkout: where an import that the roots do not resolve may point.
+#[salsa::tracked(returns(ref))]
+pub fn package_dirs(db: &dyn Db, files: FileSet) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for p in files.paths(db).iter() {
+        if let Some(dir) = p.strip_suffix("/__init__.py") {
+            out.entry(paths::file_name(dir).to_string())
+                .or_default()
+                .push(dir.to_string());
+        }
+    }
+    out
+}
+
 /// A file's imports, resolved to first-party files.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct DirectImports {
     pub edges: Vec<Edge>,
+    /// Absolute imports of a package that exists, but not under the roots.
+    pub unresolved: Vec<Unresolved>,
     /// Set when the file cannot be parsed (or read): its imports are
     /// unknown, and every composition whose closure reaches it depends on
     /// every first-party module (see [`ImportClosure::unsure`]).
@@ -202,6 +232,26 @@ fn import_targets(db: &dyn Db, lookup: &Lookup, importer: &str, imp: &Import) ->
     out
 }
 
+/// For an absolute import whose top-level package the roots do not hold
+/// (stdlib and third-party imports, as a rule), the package directories of
+/// that name elsewhere in the checkout, if there are any.
+fn misplaced_package<'i>(
+    db: &dyn Db,
+    files: FileSet,
+    lookup: &Lookup,
+    imp: &'i Import,
+) -> Option<(&'i str, Vec<String>)> {
+    if imp.level != 0 {
+        return None;
+    }
+    let first = imp.module.split('.').next().filter(|f| !f.is_empty())?;
+    if lookup.find(db, first).is_some() || lookup.index.namespaces.contains(first) {
+        return None;
+    }
+    let dirs = package_dirs(db, files).get(first)?;
+    Some((first, dirs.clone()))
+}
+
 /// The modules of a package directory: its `*.py` files and its
 /// subpackages' `__init__.py`.
 fn package_modules(db: &dyn Db, files: FileSet, dir: &str) -> Vec<String> {
@@ -272,6 +322,28 @@ pub fn direct_imports(db: &dyn Db, files: FileSet, options: Options, file: File)
                 type_checking: imp.type_checking,
             });
         }
+        if let Some((name, packages)) = misplaced_package(db, files, &lookup, imp) {
+            // About the roots, not this file: one diagnostic per package
+            // name, equal wherever it is imported (the plan reports it once).
+            let roots = options.python_roots(db).join("`, `");
+            let shown = packages.join("`, `");
+            let u = Unresolved {
+                diagnostic: Diagnostic::new(format!(
+                    "imports of `{name}` find nothing under the Python roots (`{roots}`), but \
+                     the checkout has a package of that name: `{shown}`"
+                ))
+                .hint(
+                    "is --python-root right? Meanwhile every file of that package and every \
+                     image count as inputs of the compositions that import it",
+                ),
+                packages,
+                in_function,
+                type_checking: imp.type_checking,
+            };
+            if !out.unresolved.contains(&u) {
+                out.unresolved.push(u);
+            }
+        }
     }
     for d in &summary.dynamic_imports {
         // The module is computed at run time: every module of the package.
@@ -312,6 +384,10 @@ pub struct ImportClosure {
     /// every first-party module under the Python roots (SPEC §10): the plan
     /// keeps its steps when any `*.py` under a root changes.
     pub unsure: Vec<Diagnostic>,
+    /// Followed imports of packages that exist outside the roots (see
+    /// [`Unresolved`]): the plan keeps the composition's steps when a file
+    /// of such a package, or of any image, changes.
+    pub unresolved: Vec<Unresolved>,
     /// For every file reached (listed or not), the edge that first reached it.
     pub via: BTreeMap<String, Via>,
 }
@@ -333,6 +409,11 @@ pub fn composition_imports(
     while let Some((path, file)) = queue.pop_front() {
         let direct = direct_imports(db, files, options, file);
         out.unsure.extend(direct.unsure.iter().cloned());
+        for u in &direct.unresolved {
+            if !(u.type_checking || (u.in_function && !lazy)) && !out.unresolved.contains(u) {
+                out.unresolved.push(u.clone());
+            }
+        }
         for e in &direct.edges {
             if e.type_checking || (e.in_function && !lazy) {
                 continue;

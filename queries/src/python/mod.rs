@@ -10,8 +10,8 @@ pub mod summary;
 
 pub use images::{CompositionImages, ImageSource, composition_images};
 pub use imports::{
-    DirectImports, Edge, ImportClosure, ModuleIndex, Via, composition_imports, direct_imports,
-    module_index,
+    DirectImports, Edge, ImportClosure, ModuleIndex, Unresolved, Via, composition_imports,
+    direct_imports, module_index, package_dirs,
 };
 pub use summary::{ModuleSummary, ParseFailure, module_summary, summarize};
 
