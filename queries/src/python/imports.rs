@@ -410,7 +410,8 @@ pub fn composition_imports(
         let direct = direct_imports(db, files, options, file);
         out.unsure.extend(direct.unsure.iter().cloned());
         for u in &direct.unresolved {
-            if !(u.type_checking || (u.in_function && !lazy)) && !out.unresolved.contains(u) {
+            let followed = !u.type_checking && (lazy || !u.in_function);
+            if followed && !out.unresolved.contains(u) {
                 out.unresolved.push(u.clone());
             }
         }
