@@ -237,7 +237,7 @@ fn import_targets(db: &dyn Db, lookup: &Lookup, importer: &str, imp: &Import) ->
 /// that name elsewhere in the checkout, if there are any.
 fn misplaced_package<'i>(
     db: &dyn Db,
-    files: FileSet,
+    packages: &BTreeMap<String, Vec<String>>,
     lookup: &Lookup,
     imp: &'i Import,
 ) -> Option<(&'i str, Vec<String>)> {
@@ -245,10 +245,11 @@ fn misplaced_package<'i>(
         return None;
     }
     let first = imp.module.split('.').next().filter(|f| !f.is_empty())?;
+    // Cheapest test first: almost no import names a package of the checkout.
+    let dirs = packages.get(first)?;
     if lookup.find(db, first).is_some() || lookup.index.namespaces.contains(first) {
         return None;
     }
-    let dirs = package_dirs(db, files).get(first)?;
     Some((first, dirs.clone()))
 }
 
@@ -311,6 +312,7 @@ pub fn direct_imports(db: &dyn Db, files: FileSet, options: Options, file: File)
         return out;
     }
     let run_at_load = functions_run_at_load(summary);
+    let packages = package_dirs(db, files);
     for imp in &summary.imports {
         // A function called at load time runs its imports at load time.
         let in_function = imp.in_function && !imp.owner.is_some_and(|o| run_at_load.contains(&o));
@@ -322,11 +324,11 @@ pub fn direct_imports(db: &dyn Db, files: FileSet, options: Options, file: File)
                 type_checking: imp.type_checking,
             });
         }
-        if let Some((name, packages)) = misplaced_package(db, files, &lookup, imp) {
+        if let Some((name, dirs)) = misplaced_package(db, packages, &lookup, imp) {
             // About the roots, not this file: one diagnostic per package
             // name, equal wherever it is imported (the plan reports it once).
             let roots = options.python_roots(db).join("`, `");
-            let shown = packages.join("`, `");
+            let shown = dirs.join("`, `");
             let u = Unresolved {
                 diagnostic: Diagnostic::new(format!(
                     "imports of `{name}` find nothing under the Python roots (`{roots}`), but \
@@ -336,7 +338,7 @@ pub fn direct_imports(db: &dyn Db, files: FileSet, options: Options, file: File)
                     "is --python-root right? Meanwhile every file of that package and every \
                      image count as inputs of the compositions that import it",
                 ),
-                packages,
+                packages: dirs,
                 in_function,
                 type_checking: imp.type_checking,
             };
