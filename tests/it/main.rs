@@ -7,6 +7,7 @@ mod common;
 mod bootstrap;
 mod builder_legacy;
 mod explain;
+mod failsafe;
 mod fuzz;
 mod generated;
 mod git_diff;
