@@ -17,6 +17,7 @@ pub mod plan;
 pub mod prime;
 pub mod python;
 pub mod specs;
+pub mod stats;
 mod yaml;
 
 pub use db::{
