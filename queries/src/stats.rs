@@ -598,7 +598,7 @@ impl StatsBuilder {
                 commits,
             })
             .collect();
-        errors.sort_by(|a, b| b.commits.cmp(&a.commits));
+        errors.sort_by_key(|e| std::cmp::Reverse(e.commits));
         Stats {
             commits,
             skipped,

@@ -1,5 +1,6 @@
 //! Reading a commit's tree straight from git objects: no checkout, nothing
-//! written. Used by `pipetrim soak` to evaluate many commits of a history.
+//! written. Used by `pipetrim soak` and `pipetrim stats` (through
+//! [`crate::repo::history`]) to evaluate many commits of a history.
 //!
 //! Symlinks: git stores a symlink as a blob holding the link target, and that
 //! target text is what [`TreeLoader`] returns (with [`FileMode::Symlink`]).
@@ -8,8 +9,8 @@
 //! The soak compares plans (incremental against from scratch, both through
 //! this loader), never fingerprints, so this does not matter there.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
 
 use gix::ObjectId;
 use pipetrim_queries::{FileContent, FileMode, Loader};
@@ -75,6 +76,10 @@ impl TreeIndex {
 pub struct TreeLoader {
     repo: gix::ThreadSafeRepository,
     index: RwLock<Arc<TreeIndex>>,
+    /// Paths whose blob could not be read (a partial clone lacks it, or
+    /// the object store is damaged): the model treats them fail safe, and
+    /// `stats` says which they were.
+    unreadable: Mutex<BTreeSet<String>>,
 }
 
 impl TreeLoader {
@@ -84,6 +89,7 @@ impl TreeLoader {
         TreeLoader {
             repo,
             index: RwLock::new(Arc::default()),
+            unreadable: Mutex::default(),
         }
     }
 
@@ -105,7 +111,14 @@ impl TreeLoader {
         TreeLoader {
             repo: self.repo.clone(),
             index: RwLock::new(self.index()),
+            unreadable: Mutex::default(),
         }
+    }
+
+    /// The paths whose blob could not be read so far.
+    pub fn unreadable(&self) -> Vec<String> {
+        let set = self.unreadable.lock().unwrap_or_else(|e| e.into_inner());
+        set.iter().cloned().collect()
     }
 }
 
@@ -129,7 +142,13 @@ impl Loader for TreeLoader {
         }
         match repo.find_blob(oid) {
             Ok(blob) => (FileContent::Bytes(blob.data.clone().into()), mode),
-            Err(e) => (FileContent::Unreadable(e.to_string()), mode),
+            Err(e) => {
+                self.unreadable
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(path.to_string());
+                (FileContent::Unreadable(e.to_string()), mode)
+            }
         }
     }
 }
