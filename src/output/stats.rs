@@ -61,7 +61,7 @@ fn headline(s: &Stats, m: &Meta) -> Vec<String> {
         ));
     }
     out.push(format!(
-        "plans: {} ({} dry runs: CI glue changed, decisions counted as planned; {} with diagnostics); skipped: {}",
+        "plans: {} ({} dry run(s): CI glue changed, decisions counted as planned; {} with diagnostics); skipped: {}",
         t.commits, t.dry_runs, t.with_errors, t.skipped
     ));
     if t.step_runs > 0 {

@@ -15,5 +15,6 @@ mod harden;
 mod model;
 mod reference;
 mod soak;
+mod stats;
 mod trim;
 mod watch;

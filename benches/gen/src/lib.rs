@@ -22,6 +22,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod history;
+pub use history::{CommitTruth, HistoryTruth, KeptTruth, generate_history};
+
 /// The seed the benches and `gen-fixture` use by default.
 pub const DEFAULT_SEED: u64 = 0x5eed_7715;
 
