@@ -91,7 +91,7 @@ fn headline(s: &Stats, m: &Meta) -> Vec<String> {
     }
     if !m.unreadable.is_empty() {
         out.push(format!(
-            "warning: {} file(s) could not be read from git objects (a partial clone?); the steps they may feed were kept fail safe: {}",
+            "warning: {} file(s) could not be read from git objects (a partial clone?): the steps they may feed are kept fail safe, a commit without a readable template is skipped: {}",
             m.unreadable.len(),
             preview(&m.unreadable, 5)
         ));
