@@ -6,6 +6,7 @@
 
 pub mod bootstrap;
 pub mod builder;
+pub mod cache;
 pub mod cli;
 pub mod env;
 pub mod error;

@@ -39,6 +39,10 @@ fn repo() -> tempfile::TempDir {
 
 fn run(dir: &Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_pipetrim"))
+        .env(
+            "PIPETRIM_CACHE_DIR",
+            std::env::temp_dir().join("pipetrim-test-cache"),
+        )
         .arg("--repo")
         .arg(dir)
         .args(args)

@@ -66,6 +66,10 @@ fn sh(dir: &Path, cmd: &str, args: &[&str], envs: &[(&str, &str)]) -> String {
         .env("GIT_AUTHOR_EMAIL", "t@t")
         .env("GIT_COMMITTER_NAME", "t")
         .env("GIT_COMMITTER_EMAIL", "t@t")
+        .env(
+            "PIPETRIM_CACHE_DIR",
+            std::env::temp_dir().join("pipetrim-test-cache"),
+        )
         .envs(envs.iter().copied())
         .output()
         .expect("command runs");

@@ -17,6 +17,10 @@ fn example() -> PathBuf {
 
 fn run(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_pipetrim"))
+        .env(
+            "PIPETRIM_CACHE_DIR",
+            std::env::temp_dir().join("pipetrim-test-cache"),
+        )
         .args(args)
         .arg("--repo")
         .arg(example())

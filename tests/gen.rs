@@ -10,6 +10,10 @@ use serde_json::Value;
 
 fn run(repo: &Path, args: &[&str]) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_pipetrim"))
+        .env(
+            "PIPETRIM_CACHE_DIR",
+            std::env::temp_dir().join("pipetrim-test-cache"),
+        )
         .arg("--repo")
         .arg(repo)
         .args(args)

@@ -24,6 +24,10 @@ struct Out {
 /// Runs the binary on `repo` with a clean registry environment.
 fn pipetrim_env(repo: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pipetrim"));
+    cmd.env(
+        "PIPETRIM_CACHE_DIR",
+        std::env::temp_dir().join("pipetrim-test-cache"),
+    );
     cmd.arg("--repo").arg(repo).args(args);
     for k in ["MZ_GHCR", "CI"] {
         cmd.env_remove(k);

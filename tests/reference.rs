@@ -33,6 +33,10 @@ fn check(case: &str) {
     let reference: serde_json::Value =
         serde_json::from_slice(&json.stdout).expect("reference json");
     let out = Command::new(env!("CARGO_BIN_EXE_pipetrim"))
+        .env(
+            "PIPETRIM_CACHE_DIR",
+            std::env::temp_dir().join("pipetrim-test-cache"),
+        )
         .args(["trim", "--base"])
         .arg(reference["base"].as_str().expect("base"))
         .arg("--repo")

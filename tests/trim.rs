@@ -176,6 +176,10 @@ fn run_trim(
     stdin: Option<&str>,
 ) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pipetrim"));
+    cmd.env(
+        "PIPETRIM_CACHE_DIR",
+        std::env::temp_dir().join("pipetrim-test-cache"),
+    );
     cmd.arg("trim")
         .arg("--repo")
         .arg(dir)

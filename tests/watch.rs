@@ -653,7 +653,7 @@ fn one_file_edit_reexecutes_only_its_queries() {
     assert!(ev.needed.contains(&"test-cloud".to_string()), "{ev:?}");
 
     // Editing the same file again: the change set is the same, so only the
-    // file's own query re-runs.
+    // file's own query (and the read of its content) re-runs.
     write(
         root,
         "misc/images/clusterd/Dockerfile",
@@ -662,7 +662,8 @@ fn one_file_edit_reexecutes_only_its_queries() {
     e.apply(&paths(&["misc/images/clusterd/Dockerfile"]));
     let warm = take(&log);
     assert!(
-        warm.iter().all(|l| l.starts_with("dockerfile_deps(")),
+        warm.iter()
+            .all(|l| l.starts_with("dockerfile_deps(") || l.starts_with("file_content(")),
         "{warm:?}"
     );
 
@@ -756,6 +757,10 @@ fn binary_watches_and_prints_json_lines() {
     let root = dir.path();
     fixture(root);
     let child = Command::new(env!("CARGO_BIN_EXE_pipetrim"))
+        .env(
+            "PIPETRIM_CACHE_DIR",
+            std::env::temp_dir().join("pipetrim-test-cache"),
+        )
         .args(["watch", "--format", "json", "--base", "main", "--repo"])
         .arg(root)
         .stdout(Stdio::piped())

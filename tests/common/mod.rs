@@ -106,6 +106,10 @@ impl Fixture {
 
     pub fn pipetrim_in(&self, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_pipetrim"));
+        cmd.env(
+            "PIPETRIM_CACHE_DIR",
+            std::env::temp_dir().join("pipetrim-test-cache"),
+        );
         cmd.args(args)
             .arg("--repo")
             .arg(dir)
