@@ -384,7 +384,7 @@ impl DiskCache {
             }
         }
         // Newest first; keep entries while they fit in half the bound.
-        entries.sort_by(|a, b| b.0.cmp(&a.0));
+        entries.sort_by_key(|e| std::cmp::Reverse(e.0));
         let budget = self.max_bytes / 2;
         let mut used = 0u64;
         let mut doomed = Vec::new();

@@ -8,7 +8,7 @@ use pipetrim_queries::{Database, Workspace};
 use salsa::Setter;
 
 use crate::error::Error;
-use crate::load::{DiskLoader, scan};
+use crate::load::{DiskLoader, scan_cached};
 
 /// How to build the model.
 #[derive(Debug, Clone)]
@@ -40,7 +40,8 @@ pub struct Session {
 impl Session {
     /// Loads the visible files of `root`; contents are read on demand.
     pub fn open(root: &Path, opts: &SessionOptions) -> Result<Self, Error> {
-        let (files, index) = scan(root)?;
+        let cache = opts.cache_dir.as_deref().map(crate::cache::shared);
+        let (files, index) = scan_cached(root, cache.as_deref())?;
         Ok(Self::from_parts(
             root,
             files,

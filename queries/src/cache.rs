@@ -64,7 +64,7 @@ pub fn encode<T: Serialize>(value: &T) -> Option<Vec<u8>> {
 /// Decodes a cached value; `None` unless the bytes are exactly one value.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
     match postcard::take_from_bytes::<T>(bytes) {
-        Ok((v, rest)) if rest.is_empty() => Some(v),
+        Ok((v, [])) => Some(v),
         _ => None,
     }
 }
