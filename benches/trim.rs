@@ -1,4 +1,4 @@
-//! Trim latency on generated monorepos (`pipetrim::r#gen`), scale 1 and 10.
+//! Trim latency on generated monorepos (`pipetrim_gen`), scale 1 and 10.
 //!
 //! `cargo bench --bench trim` (add `-- cold_trim` etc. to filter). The
 //! repositories are generated once into `<target>/pipetrim-bench/` and reused.
@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use divan::Bencher;
-use pipetrim::r#gen::{DEFAULT_SEED, GENERATOR_VERSION, generate};
-use pipetrim::git::{Changes, changes_against};
-use pipetrim::load::{DiskLoader, visible_files};
-use pipetrim::session::{Session, SessionOptions};
+use pipetrim::repo::git::{Changes, changes_against};
+use pipetrim::repo::load::{DiskLoader, visible_files};
+use pipetrim::repo::session::{Session, SessionOptions};
+use pipetrim_gen::{DEFAULT_SEED, GENERATOR_VERSION, generate};
 use pipetrim_queries::db::MemoryLoader;
 use pipetrim_queries::fingerprint::{Variant, fingerprints};
 use pipetrim_queries::images::compositions;

@@ -2,22 +2,23 @@
 //!
 //! Architecture: `pipetrim-queries` holds the pure, incremental model; this
 //! crate fills its inputs (visible files, contents, the change set) and
-//! renders its answers.
+//! renders its answers. ARCHITECTURE.md has the map; in short:
+//!
+//! - [`cli`]: the clap types and the dispatch to [`commands`], one module
+//!   per subcommand;
+//! - [`repo`]: git, the visible files and their contents, the change set,
+//!   and the [`repo::session::Session`] every command opens;
+//! - [`ci`]: the Buildkite side: the environment, finishing the pipeline,
+//!   build trimming, upload, the ci-builder tag and the bootstrap;
+//! - [`output`]: the decision report, evidence chains and the graph;
+//! - [`watch`] and [`soak`]: the long-running engines.
 
-pub mod bootstrap;
-pub mod builder;
 pub mod cache;
+pub mod ci;
 pub mod cli;
-pub mod env;
+pub mod commands;
 pub mod error;
-pub mod explain;
-pub mod finish;
-pub mod r#gen;
-pub mod git;
-pub mod gitload;
-pub mod graph;
-pub mod load;
-pub mod report;
-pub mod session;
+pub mod output;
+pub mod repo;
 pub mod soak;
 pub mod watch;

@@ -14,8 +14,8 @@ use pipetrim_queries::plan::{Plan, plan};
 use pipetrim_queries::prime::prime_plan;
 
 use crate::error::Error;
-use crate::gitload::TreeLoader;
-use crate::session::{Session, SessionOptions};
+use crate::repo::gitload::TreeLoader;
+use crate::repo::session::{Session, SessionOptions};
 
 /// What the walk found.
 #[derive(Debug, Default)]
@@ -204,7 +204,7 @@ pub fn soak(
     let _ = evaluate(&inc);
     let mut report = SoakReport::default();
     for (i, (commit, parent)) in chain.iter().enumerate() {
-        let changes = crate::git::diff_paths(&repo, *parent, *commit)?;
+        let changes = crate::repo::git::diff_paths(&repo, *parent, *commit)?;
         // Move the incremental database: new file list, reload every path a
         // query read whose blob differs from the previous commit's.
         let before = loader.index();
@@ -241,7 +241,7 @@ pub fn soak(
                     Ok(p) => {
                         report.step_errors += usize::from(!p.errors.is_empty());
                         report.dry_runs += usize::from(p.glue_changed);
-                        let units = p.steps.iter().filter(|d| d.kind.is_unit());
+                        let units = p.steps.iter().filter(|d| d.kind.is_trimmable());
                         for d in units {
                             report.steps += 1;
                             report.kept += usize::from(d.kept);

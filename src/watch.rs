@@ -16,9 +16,9 @@ use pipetrim_queries::plan::plan;
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::git::{self, Changes};
-use crate::load::visible_files;
-use crate::session::{Session, SessionOptions};
+use crate::repo::git::{self, Changes};
+use crate::repo::load::visible_files;
+use crate::repo::session::{Session, SessionOptions};
 
 /// More events than this in one batch: rescan everything instead.
 pub const FLOOD: usize = 10_000;

@@ -86,36 +86,23 @@ pub fn fingerprints<'db>(
         );
     }
     let mut full: BTreeMap<String, Digest20> = BTreeMap::new();
-    // Dependencies first: the graph is acyclic (image_graph checked).
-    fn visit(
-        name: &str,
-        graph: &crate::images::ImageGraph,
-        selfs: &BTreeMap<String, Digest20>,
-        full: &mut BTreeMap<String, Digest20>,
-    ) -> Digest20 {
-        if let Some(d) = full.get(name) {
-            return *d;
-        }
+    // Dependencies first, so each one's full fingerprint is known when a
+    // dependent hashes it.
+    for name in graph.dependency_order(graph.images.keys().map(String::as_str)) {
         let mut h = Sha1::new();
-        h.update(selfs.get(name).copied().unwrap_or_default());
+        h.update(selfs.get(&name).copied().unwrap_or_default());
         let mut deps: Vec<&String> = graph
-            .get(name)
+            .get(&name)
             .map(|i| i.depends_on.iter().collect())
             .unwrap_or_default();
         deps.sort();
         deps.dedup();
         for d in deps {
-            let fd = visit(d, graph, selfs, full);
             h.update(d.as_bytes());
-            h.update(fd);
+            h.update(full.get(d).copied().unwrap_or_default());
             h.update(b"\0");
         }
-        let out: Digest20 = h.finalize().into();
-        full.insert(name.to_string(), out);
-        out
-    }
-    for name in graph.images.keys() {
-        visit(name, &graph, &selfs, &mut full);
+        full.insert(name, h.finalize().into());
     }
     Ok(Arc::new(full))
 }

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use serde_yaml_ng::Value;
 
-use crate::db::{Db, File, FileSet, content_text};
+use crate::db::{Db, File, FileSet, Options, content_text};
 use crate::diag::{Diagnostic, line_of};
 use crate::paths;
+use crate::python::composition_images;
 use crate::yaml;
 
 /// A pre-image action of an image.
@@ -74,6 +75,71 @@ impl ImageGraph {
         }
         out
     }
+
+    /// `roots` and everything they depend on, dependencies first, in the
+    /// reference's resolution order: roots as given, each image's
+    /// dependencies by name, depth first. A cycle (which [`image_graph`]
+    /// refuses) is cut where it is met.
+    pub fn dependency_order<'a>(&self, roots: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+        depth_first(&self.images, roots).order
+    }
+}
+
+/// A depth-first walk of the `MZFROM` edges.
+struct DepthFirst {
+    /// Every image visited, dependencies before dependents.
+    order: Vec<String>,
+    /// The first cycle met, as the path from its first image back to it.
+    cycle: Option<Vec<String>>,
+}
+
+/// The one depth-first walk of the image graph that the dependency order,
+/// the cycle check and the fingerprints share: roots in the order given,
+/// each image's dependencies sorted by name, as the reference visits them
+/// (so its build order, its cycle message and its hashes come out the same).
+fn depth_first<'a>(
+    images: &BTreeMap<String, Image>,
+    roots: impl IntoIterator<Item = &'a str>,
+) -> DepthFirst {
+    fn visit(
+        images: &BTreeMap<String, Image>,
+        name: &str,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+        walk: &mut DepthFirst,
+    ) {
+        if done.contains(name) {
+            return;
+        }
+        if path.iter().any(|p| p == name) {
+            if walk.cycle.is_none() {
+                let mut cycle = path.clone();
+                cycle.push(name.to_string());
+                walk.cycle = Some(cycle);
+            }
+            return;
+        }
+        path.push(name.to_string());
+        if let Some(img) = images.get(name) {
+            let mut deps: Vec<&String> = img.depends_on.iter().collect();
+            deps.sort();
+            for d in deps {
+                visit(images, d, path, done, walk);
+            }
+        }
+        path.pop();
+        done.insert(name.to_string());
+        walk.order.push(name.to_string());
+    }
+    let mut walk = DepthFirst {
+        order: Vec::new(),
+        cycle: None,
+    };
+    let mut done = BTreeSet::new();
+    for name in roots {
+        visit(images, name, &mut Vec::new(), &mut done, &mut walk);
+    }
+    walk
 }
 
 /// How a parsed `mzbuild.yml` is kept in the persistent cache (the
@@ -440,43 +506,19 @@ fn dockerfile_line(db: &dyn Db, path: &str, dep: &str) -> Option<usize> {
 /// Visits images in name order, dependencies in name order, as the reference
 /// does, so a cycle is reported along the same path.
 fn check_cycles(images: &BTreeMap<String, Image>) -> Result<(), Diagnostic> {
-    let mut done = BTreeSet::new();
-    fn visit(
-        images: &BTreeMap<String, Image>,
-        name: &str,
-        path: &mut Vec<String>,
-        done: &mut BTreeSet<String>,
-    ) -> Result<(), Diagnostic> {
-        if done.contains(name) {
-            return Ok(());
-        }
-        if path.iter().any(|p| p == name) {
-            let mut diagram = path.clone();
-            diagram.push(name.to_string());
-            let first = images.get(name).map(|i| format!("{}/Dockerfile", i.dir));
-            return Err(Diagnostic {
-                file: first,
-                line: None,
-                message: format!("circular dependency in mzbuild: {}", diagram.join(" -> ")),
-                hint: Some("remove one of the MZFROM lines of the cycle".into()),
-            });
-        }
-        path.push(name.to_string());
-        if let Some(img) = images.get(name) {
-            let mut deps: Vec<&String> = img.depends_on.iter().collect();
-            deps.sort();
-            for d in deps {
-                visit(images, d, path, done)?;
-            }
-        }
-        path.pop();
-        done.insert(name.to_string());
-        Ok(())
-    }
-    for name in images.keys() {
-        visit(images, name, &mut Vec::new(), &mut done)?;
-    }
-    Ok(())
+    let Some(cycle) = depth_first(images, images.keys().map(String::as_str)).cycle else {
+        return Ok(());
+    };
+    let first = cycle
+        .last()
+        .and_then(|name| images.get(name))
+        .map(|i| format!("{}/Dockerfile", i.dir));
+    Err(Diagnostic {
+        file: first,
+        line: None,
+        message: format!("circular dependency in mzbuild: {}", cycle.join(" -> ")),
+        hint: Some("remove one of the MZFROM lines of the cycle".into()),
+    })
 }
 
 /// Compositions by name → directory (SPEC §2).
@@ -498,9 +540,97 @@ pub fn compositions(db: &dyn Db, files: FileSet) -> Result<BTreeMap<String, Stri
     Ok(out)
 }
 
+/// The images of the repository a composition uses (SPEC §4.1).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct UsedImages {
+    /// Sorted; every image of the repository when `every_image` is set.
+    pub names: BTreeSet<String>,
+    /// Why the composition's images could not be determined statically.
+    pub every_image: Option<Diagnostic>,
+}
+
+/// The images the composition in `dir` uses: the names its Python can
+/// assign that are images of the repository (others are ignored, as the
+/// reference ignores them), or every image when a value cannot be
+/// determined (fail safe). Step inputs, the graph and `compositions` all
+/// ask this, so they agree.
+pub fn used_images(
+    db: &dyn Db,
+    files: FileSet,
+    options: Options,
+    dir: &str,
+    graph: &ImageGraph,
+) -> UsedImages {
+    let imgs = composition_images(db, files, options, db.file(&format!("{dir}/mzcompose.py")));
+    if let Some(why) = &imgs.every_image {
+        return UsedImages {
+            names: graph.images.keys().cloned().collect(),
+            every_image: Some(why.clone()),
+        };
+    }
+    UsedImages {
+        names: imgs
+            .names
+            .iter()
+            .filter(|n| graph.images.contains_key(*n))
+            .cloned()
+            .collect(),
+        every_image: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn graph(edges: &[(&str, &[&str])]) -> ImageGraph {
+        let images = edges
+            .iter()
+            .map(|(name, deps)| {
+                let img = Image {
+                    name: name.to_string(),
+                    dir: format!("images/{name}"),
+                    publish: true,
+                    mainline: true,
+                    depends_on: deps.iter().map(|d| d.to_string()).collect(),
+                    pre_images: Vec::new(),
+                };
+                (name.to_string(), img)
+            })
+            .collect();
+        ImageGraph { images }
+    }
+
+    #[test]
+    fn dependency_order_is_the_references_depth_first_order() {
+        // Dependencies by name (not Dockerfile order), each once, before
+        // their dependents; roots in the order given.
+        let g = graph(&[
+            ("app", &["zlib", "base", "zlib"]),
+            ("base", &[]),
+            ("tool", &["base"]),
+            ("zlib", &["base"]),
+        ]);
+        assert_eq!(
+            g.dependency_order(["tool", "app"]),
+            ["base", "tool", "zlib", "app"]
+        );
+        assert_eq!(g.dependency_order(["zlib"]), ["base", "zlib"]);
+    }
+
+    #[test]
+    fn a_cycle_is_reported_along_the_references_path() {
+        let g = graph(&[("a", &["b"]), ("b", &["c"]), ("c", &["a"]), ("d", &[])]);
+        let e = check_cycles(&g.images).unwrap_err();
+        assert_eq!(
+            e.message,
+            "circular dependency in mzbuild: a -> b -> c -> a"
+        );
+        assert_eq!(e.file.as_deref(), Some("images/a/Dockerfile"));
+        // The order cuts the cycle instead of looping.
+        assert_eq!(g.dependency_order(["a"]), ["c", "b", "a"]);
+        assert!(check_cycles(&graph(&[("x", &["y"]), ("y", &[])]).images).is_ok());
+    }
 
     #[test]
     fn mzfrom_matches_line_starts_only() {

@@ -17,6 +17,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod prime;
 pub mod python;
+pub mod specs;
 mod yaml;
 
 pub use db::{

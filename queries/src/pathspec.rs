@@ -384,6 +384,17 @@ impl PathspecSet {
     }
 }
 
+/// Whether `git diff -- SPECS` over `changes` would name a path: no specs
+/// name nothing, and specs that do not parse count as changed (fail safe:
+/// nothing proves them unchanged).
+pub fn any_changed<S: AsRef<str>>(specs: &[S], changes: &[String]) -> bool {
+    match PathspecSet::new(specs) {
+        Ok(set) if set.is_empty() => false,
+        Ok(set) => changes.iter().any(|c| set.matches(c)),
+        Err(_) => true,
+    }
+}
+
 /// Git's `wildmatch` on byte strings; `pathname` is `WM_PATHNAME` (`*`, `?`
 /// and classes do not match `/`; `**/`, `/**`, `/**/` span directories).
 /// Without `pathname`, `**` is exactly `*`, so `**/x` needs a `/` before `x`.
@@ -669,6 +680,18 @@ mod tests {
 
     fn set(specs: &[&str], path: &str) -> bool {
         PathspecSet::new(specs).unwrap().matches(path)
+    }
+
+    #[test]
+    fn any_changed_is_fail_safe_and_empty_names_nothing() {
+        let changes = ["ci/test/x.yml".to_string(), "src/a.rs".to_string()];
+        let none: [&str; 0] = [];
+        assert!(!any_changed(&none, &changes));
+        assert!(any_changed(&["ci"], &changes));
+        assert!(!any_changed(&["doc", ":!src"], &changes));
+        assert!(!any_changed(&["ci"], &[]));
+        // A spec that does not parse cannot prove anything unchanged.
+        assert!(any_changed(&[":(bogus)x"], &[]));
     }
 
     #[test]

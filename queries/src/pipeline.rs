@@ -24,7 +24,7 @@ pub enum StepKind {
 
 impl StepKind {
     /// Steps the trim decides about (the reference skips only wait and group).
-    pub fn is_unit(self) -> bool {
+    pub fn is_trimmable(self) -> bool {
         !matches!(self, StepKind::Wait | StepKind::Group)
     }
 }
@@ -59,7 +59,9 @@ pub struct Template {
 
 impl Template {
     pub fn step(&self, id: &str) -> Option<&Step> {
-        self.steps.iter().find(|s| s.id == id && s.kind.is_unit())
+        self.steps
+            .iter()
+            .find(|s| s.id == id && s.kind.is_trimmable())
     }
 }
 

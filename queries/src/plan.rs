@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use crate::db::{Db, Workspace};
 use crate::diag::Diagnostic;
-use crate::images::{compositions, image_graph};
+use crate::images::{compositions, image_graph, used_images};
 use crate::inputs::{Input, image_inputs};
-use crate::pathspec::{Pathspec, PathspecSet};
+use crate::pathspec::{Pathspec, PathspecSet, any_changed};
 use crate::pipeline::{StepKind, template};
-use crate::python::{composition_images, composition_imports};
+use crate::python::composition_imports;
 
 /// Where a step's glob came from.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
@@ -58,7 +58,7 @@ pub fn step_inputs(
     let graph = image_graph(db, ws.files(db));
     let mut out = Vec::with_capacity(tpl.steps.len());
     for step in &tpl.steps {
-        if !step.kind.is_unit() {
+        if !step.kind.is_trimmable() {
             out.push(Ok(StepInputs::default()));
             continue;
         }
@@ -110,26 +110,22 @@ pub fn step_inputs(
                 ));
             }
             si.unsure.extend(closure.unsure.iter().cloned());
-            let imgs = composition_images(db, ws.files(db), ws.options(db), file);
             match graph {
                 Ok(graph) => {
-                    if let Some(why) = &imgs.every_image {
-                        si.every_image = true;
-                        si.unsure.push(why.clone());
-                        for n in graph.images.keys() {
-                            si.images.insert(n.clone());
-                            si.image_origins.entry(n.clone()).or_insert_with(|| {
-                                format!("composition `{name}` (every image: fail safe)")
-                            });
+                    let used = used_images(db, ws.files(db), ws.options(db), dir, graph);
+                    let origin = match &used.every_image {
+                        Some(why) => {
+                            si.every_image = true;
+                            si.unsure.push(why.clone());
+                            format!("composition `{name}` (every image: fail safe)")
                         }
-                    }
-                    for n in &imgs.names {
-                        if graph.images.contains_key(n) {
-                            si.images.insert(n.clone());
-                            si.image_origins
-                                .entry(n.clone())
-                                .or_insert_with(|| format!("composition `{name}`"));
-                        }
+                        None => format!("composition `{name}`"),
+                    };
+                    for n in used.names {
+                        si.image_origins
+                            .entry(n.clone())
+                            .or_insert_with(|| origin.clone());
+                        si.images.insert(n);
                     }
                 }
                 Err(e) => {
@@ -247,9 +243,12 @@ pub struct StepDecision {
     pub index: usize,
     pub group: Option<String>,
     pub kind: StepKind,
-    /// Some input changed (or the step is kept fail-safe).
+    /// A changed path matched one of the step's inputs.
     pub changed: bool,
-    /// Changed, or needed by a changed step.
+    /// Kept without evidence of a change: its inputs could not be computed,
+    /// or the change set is unknown (SPEC §10).
+    pub fail_safe: bool,
+    /// [`Self::kept_on_its_own`], or needed by a step that is.
     pub kept: bool,
     pub depends_on: Vec<String>,
     pub globs: Vec<String>,
@@ -258,6 +257,14 @@ pub struct StepDecision {
     pub reasons: Vec<Reason>,
     pub ci_glue_exempt: bool,
     pub has_inputs: bool,
+}
+
+impl StepDecision {
+    /// Changed or kept fail safe: kept whatever depends on it. What the
+    /// JSON output calls `changed`, and the graph marks.
+    pub fn kept_on_its_own(&self) -> bool {
+        self.changed || self.fail_safe
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
@@ -285,13 +292,11 @@ pub fn plan(db: &dyn Db, ws: Workspace) -> Result<Arc<Plan>, Diagnostic> {
     let changes = ws.changes(db).paths(db);
     let unknown = ws.changes(db).unknown(db).clone();
     let changed_imgs = changed_images(db, ws);
-    let glue = PathspecSet::new(CI_GLUE)
-        .map(|g| changes.iter().any(|p| g.matches(p)))
-        .unwrap_or(true);
+    let glue = any_changed(&CI_GLUE, changes);
     let mut errors = Vec::new();
     let mut decisions: Vec<StepDecision> = Vec::new();
     for (step, si) in tpl.steps.iter().zip(inputs.iter()) {
-        if !step.kind.is_unit() {
+        if !step.kind.is_trimmable() {
             continue;
         }
         let mut d = StepDecision {
@@ -300,6 +305,7 @@ pub fn plan(db: &dyn Db, ws: Workspace) -> Result<Arc<Plan>, Diagnostic> {
             group: step.group.clone(),
             kind: step.kind,
             changed: false,
+            fail_safe: false,
             kept: false,
             depends_on: step.depends_on.clone(),
             globs: Vec::new(),
@@ -312,7 +318,7 @@ pub fn plan(db: &dyn Db, ws: Workspace) -> Result<Arc<Plan>, Diagnostic> {
         match si {
             Err(e) => {
                 errors.push(e.clone());
-                d.changed = true;
+                d.fail_safe = true;
                 d.has_inputs = true;
                 d.reasons.push(Reason::FailSafe {
                     diagnostic: e.clone(),
@@ -325,7 +331,7 @@ pub fn plan(db: &dyn Db, ws: Workspace) -> Result<Arc<Plan>, Diagnostic> {
                 if let Some(why) = &unknown {
                     // Nothing can be decided: every step is kept (SPEC §10),
                     // even one without inputs.
-                    d.changed = true;
+                    d.fail_safe = true;
                     d.reasons.push(Reason::ChangesUnknown { why: why.clone() });
                 } else if d.has_inputs {
                     match_step(step, si, changes, changed_imgs, &mut d, &mut errors);
@@ -343,7 +349,7 @@ pub fn plan(db: &dyn Db, ws: Workspace) -> Result<Arc<Plan>, Diagnostic> {
     let mut stack: Vec<(usize, Option<String>)> = decisions
         .iter()
         .enumerate()
-        .filter(|(_, d)| d.changed)
+        .filter(|(_, d)| d.kept_on_its_own())
         .map(|(i, _)| (i, None))
         .collect();
     let mut kept = vec![false; decisions.len()];
@@ -432,7 +438,7 @@ fn match_step(
                         d.reasons.push(Reason::FailSafe {
                             diagnostic: e.clone(),
                         });
-                        d.changed = true;
+                        d.fail_safe = true;
                     }
                     for (p, input) in ci.hits.get(img).map(|v| v.as_slice()).unwrap_or(&[]) {
                         if excluded(p) {
@@ -459,7 +465,7 @@ fn match_step(
                 d.reasons.push(Reason::FailSafe {
                     diagnostic: e.clone(),
                 });
-                d.changed = true;
+                d.fail_safe = true;
             }
         }
     }

@@ -1,0 +1,83 @@
+//! Helpers shared by the integration tests: a disk loader, file listings,
+//! and the query log (the real loader lives in the `pipetrim` crate).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use pipetrim_queries::{Database, FileContent, FileMode, Loader};
+
+/// Reads files below a root directory.
+pub struct DiskLoader {
+    pub root: PathBuf,
+}
+
+impl Loader for DiskLoader {
+    fn load(&self, path: &str) -> (FileContent, FileMode) {
+        let full = self.root.join(path);
+        match std::fs::read(&full) {
+            Ok(bytes) => (FileContent::Bytes(bytes.into()), FileMode::Regular),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                (FileContent::Missing, FileMode::Regular)
+            }
+            Err(e) => (FileContent::Unreadable(e.to_string()), FileMode::Regular),
+        }
+    }
+}
+
+/// Every file below `root`, repo-relative, sorted (a plain directory walk).
+pub fn walk(root: &Path) -> Vec<String> {
+    fn go(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                go(root, &p, out);
+            } else if let Ok(rel) = p.strip_prefix(root) {
+                out.push(rel.to_string_lossy().replace('\\', "/"));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    go(root, root, &mut out);
+    out.sort();
+    out
+}
+
+/// A database over a directory, with the workspace inputs for `paths`.
+pub fn database(
+    root: &Path,
+    paths: Vec<String>,
+    lazy: bool,
+) -> (Database, pipetrim_queries::Workspace) {
+    let mut db = Database::new(Arc::new(DiskLoader {
+        root: root.to_path_buf(),
+    }));
+    let ws = db.workspace(
+        paths,
+        Vec::new(),
+        None,
+        "test",
+        vec!["misc/python".to_string()],
+        lazy,
+    );
+    (db, ws)
+}
+
+/// Compositions: every `**/mzcompose.py` outside `misc/python/`.
+pub fn compositions(paths: &[String]) -> Vec<String> {
+    paths
+        .iter()
+        .filter(|p| p.ends_with("/mzcompose.py") && !p.starts_with("misc/python/"))
+        .cloned()
+        .collect()
+}
+
+/// How many times `query` ran, in a log of `Database::with_log`
+/// (entries read `query(Id(..))`).
+pub fn count(log: &[String], query: &str) -> usize {
+    log.iter()
+        .filter(|l| l.starts_with(&format!("{query}(")))
+        .count()
+}

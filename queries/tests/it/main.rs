@@ -1,0 +1,8 @@
+//! The integration tests of `pipetrim-queries`, in one test binary (one link
+//! instead of one per file). Shared helpers live in [`common`].
+
+mod common;
+mod hostile;
+mod model_reuse;
+mod python_fixture;
+mod python_real;

@@ -1,0 +1,270 @@
+//! Salsa reuse for the repository model and fingerprints (issues 2 and 5):
+//! after an edit only the queries that read the edited file re-execute.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use pipetrim_queries::cargo::cargo_workspace;
+use pipetrim_queries::db::{ExecutionLog, MemoryLoader};
+use pipetrim_queries::fingerprint::{Variant, fingerprints};
+use pipetrim_queries::inputs::image_inputs;
+use pipetrim_queries::plan::plan;
+use pipetrim_queries::{Database, Db, FileMode, Workspace};
+use salsa::plumbing::AsId;
+
+use crate::common::count;
+
+/// The bundled example repository, in memory.
+fn example() -> (Database, Workspace, ExecutionLog, MemoryLoader) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/example");
+    let loader = MemoryLoader::default();
+    let mut paths = Vec::new();
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>, loader: &MemoryLoader) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(root, &p, out, loader);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().to_str().unwrap().to_string();
+                loader
+                    .files
+                    .insert(rel.clone(), (std::fs::read(&p).unwrap(), FileMode::Regular));
+                out.push(rel);
+            }
+        }
+    }
+    walk(&root, &root, &mut paths, &loader);
+    paths.sort();
+    let (mut db, log) = Database::with_log(Arc::new(loader.clone()));
+    let ws = db.workspace(
+        paths,
+        vec!["src/testdrive/src/main.rs".into()],
+        None,
+        "test",
+        vec!["misc/python".into()],
+        false,
+    );
+    (db, ws, log, loader)
+}
+
+/// Everything the model and the fingerprints compute, for both arches.
+fn compute(db: &Database, ws: Workspace) {
+    let files = ws.files(db);
+    for arch in ["x86_64", "aarch64"] {
+        let v = Variant::new(
+            db,
+            arch.to_string(),
+            "OPTIMIZED".to_string(),
+            false,
+            "none".to_string(),
+        );
+        assert!(fingerprints(db, files, v).is_ok());
+    }
+    assert!(image_inputs(db, files).is_ok());
+    assert!(cargo_workspace(db, files).is_ok());
+}
+
+fn edit(db: &mut Database, loader: &MemoryLoader, path: &str, content: &str) {
+    loader.files.insert(
+        path.to_string(),
+        (content.as_bytes().to_vec(), FileMode::Regular),
+    );
+    assert!(db.reload(path), "{path} was never read, or did not change");
+}
+
+/// The executed queries since the last call, as `name(path-or-id)` strings.
+fn take(log: &ExecutionLog, db: &Database) -> Vec<String> {
+    let _ = db;
+    std::mem::take(&mut *log.lock().unwrap())
+}
+
+#[test]
+fn editing_a_rust_file_rehashes_it_and_recomputes_fingerprints_only() {
+    let (mut db, ws, log, loader) = example();
+    compute(&db, ws);
+    let cold = take(&log, &db);
+    assert!(count(&cold, "content_sha1") > 10, "{cold:?}");
+    assert_eq!(count(&cold, "image_graph"), 1, "{cold:?}");
+    let lib = db.file("src/base/src/lib.rs");
+
+    edit(
+        &mut db,
+        &loader,
+        "src/base/src/lib.rs",
+        "pub fn changed() {}\n",
+    );
+    compute(&db, ws);
+    let warm = take(&log, &db);
+    for q in [
+        "image_graph",
+        "cargo_workspace",
+        "manifest",
+        "workspace_manifest",
+        "mzbuild_config",
+        "dockerfile_deps",
+        "image_inputs",
+    ] {
+        assert_eq!(count(&warm, q), 0, "{q} re-ran: {warm:?}");
+    }
+    assert_eq!(
+        warm.iter()
+            .filter(|l| l.starts_with("content_sha1("))
+            .collect::<Vec<_>>(),
+        vec![&format!("content_sha1({:?})", lib.as_id())],
+        "only the edited file is re-hashed"
+    );
+    assert_eq!(count(&warm, "fingerprints"), 2, "one per arch: {warm:?}");
+    // Only the images whose inputs hold the file are re-hashed (per arch).
+    assert_eq!(
+        count(&warm, "self_hash"),
+        4,
+        "server and testdrive, per arch: {warm:?}"
+    );
+    // The edited file's content is read once (the hash's input).
+    assert_eq!(count(&warm, "file_content"), 1, "{warm:?}");
+    assert_eq!(warm.len(), 8, "nothing else re-ran: {warm:?}");
+
+    // Editing it back to the same bytes as before the last run re-runs the
+    // hash but salsa backdates: the fingerprints are reused.
+    edit(
+        &mut db,
+        &loader,
+        "src/base/src/lib.rs",
+        "pub fn changed() {}\n// c\n",
+    );
+    let _ = take(&log, &db);
+    edit(
+        &mut db,
+        &loader,
+        "src/base/src/lib.rs",
+        "pub fn changed() {}\n",
+    );
+    compute(&db, ws);
+    let warm = take(&log, &db);
+    assert_eq!(count(&warm, "content_sha1"), 1, "{warm:?}");
+    assert_eq!(count(&warm, "fingerprints"), 0, "{warm:?}");
+}
+
+#[test]
+fn editing_a_file_no_image_uses_reruns_nothing() {
+    let (mut db, ws, log, loader) = example();
+    compute(&db, ws);
+    let _ = take(&log, &db);
+    // Read once so that the database knows it, then edit.
+    let _ = db.file("doc/index.md");
+    edit(&mut db, &loader, "doc/index.md", "# changed\n");
+    compute(&db, ws);
+    let warm = take(&log, &db);
+    assert!(warm.is_empty(), "{warm:?}");
+}
+
+#[test]
+fn editing_a_dockerfile_reruns_its_deps_and_dependents_only() {
+    let (mut db, ws, log, loader) = example();
+    compute(&db, ws);
+    let _ = take(&log, &db);
+    // A comment: the MZFROM lines stay, so the graph is not even recomputed.
+    let df = db.file("misc/images/prod-base/Dockerfile").as_id();
+    edit(
+        &mut db,
+        &loader,
+        "misc/images/prod-base/Dockerfile",
+        "MZFROM ubuntu-base\nRUN true\n# comment\n",
+    );
+    compute(&db, ws);
+    let warm = take(&log, &db);
+    assert_eq!(count(&warm, "dockerfile_deps"), 1, "{warm:?}");
+    assert!(
+        warm.contains(&format!("dockerfile_deps({df:?})")),
+        "{warm:?}"
+    );
+    assert_eq!(count(&warm, "content_sha1"), 1, "{warm:?}");
+    assert!(warm.contains(&format!("content_sha1({df:?})")), "{warm:?}");
+    // prod-base alone is re-hashed, once per arch.
+    assert_eq!(count(&warm, "self_hash"), 2, "{warm:?}");
+    assert_eq!(count(&warm, "file_content"), 1, "{warm:?}");
+    assert_eq!(warm.len(), 7, "{warm:?}");
+    assert_eq!(count(&warm, "fingerprints"), 2, "{warm:?}");
+    for q in [
+        "image_graph",
+        "image_inputs",
+        "cargo_workspace",
+        "manifest",
+        "mzbuild_config",
+    ] {
+        assert_eq!(count(&warm, q), 0, "{q} re-ran: {warm:?}");
+    }
+    // A new dependency changes the graph and what depends on it.
+    edit(
+        &mut db,
+        &loader,
+        "misc/images/prod-base/Dockerfile",
+        "MZFROM ubuntu-base\nMZFROM assets\nRUN true\n",
+    );
+    compute(&db, ws);
+    let warm = take(&log, &db);
+    assert_eq!(count(&warm, "dockerfile_deps"), 1, "{warm:?}");
+    assert_eq!(count(&warm, "image_graph"), 1, "{warm:?}");
+    assert_eq!(count(&warm, "image_inputs"), 1, "{warm:?}");
+    assert_eq!(count(&warm, "manifest"), 0, "{warm:?}");
+    assert_eq!(count(&warm, "mzbuild_config"), 0, "{warm:?}");
+}
+
+#[test]
+fn editing_a_cargo_toml_reruns_that_manifest_only() {
+    let (mut db, ws, log, loader) = example();
+    compute(&db, ws);
+    let cold = take(&log, &db);
+    assert_eq!(count(&cold, "manifest"), 6, "{cold:?}");
+    edit(
+        &mut db,
+        &loader,
+        "src/tool/Cargo.toml",
+        "[package]\nname = \"mz-tool\"\nversion = \"0.2.0\"\nautobins = true\n\n[[bin]]\nname = \"tool-b\"\npath = \"src/tool_b.rs\"\n\n[dependencies]\nmz-base = { path = \"../base\" }\n",
+    );
+    compute(&db, ws);
+    let warm = take(&log, &db);
+    assert_eq!(count(&warm, "manifest"), 1, "{warm:?}");
+    assert_eq!(count(&warm, "workspace_manifest"), 0, "{warm:?}");
+    // Same parsed manifest (only the version changed): the workspace is
+    // recomputed but backdated, so image inputs are not.
+    assert_eq!(count(&warm, "image_inputs"), 0, "{warm:?}");
+    assert_eq!(count(&warm, "image_graph"), 0, "{warm:?}");
+    // No image builds mz-tool: its manifest is no input of any image.
+    assert_eq!(count(&warm, "content_sha1"), 0, "{warm:?}");
+}
+
+/// A step whose image's inputs cannot be computed is kept (SPEC §10), even
+/// when no changed path is known to hit it.
+#[test]
+fn a_step_whose_image_inputs_fail_is_kept() {
+    let (mut db, ws, _log, loader) = example();
+    // The testdrive image's bin disappears from every crate.
+    edit_unread(
+        &loader,
+        "src/testdrive/Cargo.toml",
+        "[package]\nname = \"mz-testdrive\"\n",
+    );
+    let _ = &mut db;
+    let p = plan(&db, ws).clone().expect("plan");
+    let td = p.steps.iter().find(|s| s.id == "testdrive").unwrap();
+    assert!(td.kept, "{td:#?}");
+    assert!(!p.errors.is_empty());
+    assert!(
+        p.errors
+            .iter()
+            .any(|e| e.file.as_deref() == Some("src/testdrive/ci/mzbuild.yml")),
+        "{:?}",
+        p.errors
+    );
+    // Steps that do not use the image are still trimmed.
+    let docs = p.steps.iter().find(|s| s.id == "docs").unwrap();
+    assert!(!docs.kept);
+}
+
+fn edit_unread(loader: &MemoryLoader, path: &str, content: &str) {
+    loader.files.insert(
+        path.to_string(),
+        (content.as_bytes().to_vec(), FileMode::Regular),
+    );
+}

@@ -1,0 +1,21 @@
+//! The Buildkite/CI domain: how the reference's `ci/mkpipeline.py` and
+//! `bin/ci-builder` behave around the trim plan.
+//!
+//! - [`env`]: the Buildkite environment and the flags that override it;
+//!   whether to trim at all, and test selection (SPEC §6);
+//! - [`trim`]: what the plan does to the pipeline: trimmed, a dry run,
+//!   or left whole (SPEC §6);
+//! - [`finish`]: the finishing passes on the pipeline YAML (SPEC §7);
+//! - [`builds`]: the image specs of a build per arch, for build trimming
+//!   (SPEC §7–§8);
+//! - [`upload`]: `buildkite-agent pipeline upload`;
+//! - [`builder`] and [`bootstrap`]: the ci-builder tag and the bootstrap
+//!   pipeline (SPEC §9).
+
+pub mod bootstrap;
+pub mod builder;
+pub mod builds;
+pub mod env;
+pub mod finish;
+pub mod trim;
+pub mod upload;

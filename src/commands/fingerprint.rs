@@ -1,0 +1,58 @@
+//! `pipetrim fingerprint`: image fingerprints and specs, bit for bit as the
+//! reference (SPEC §8).
+
+use pipetrim_queries::fingerprint::{Variant, base32, fingerprints};
+use pipetrim_queries::images::image_graph;
+use pipetrim_queries::prime;
+use pipetrim_queries::specs::image_spec;
+use serde_json::json;
+
+use super::{print_out, session};
+use crate::ci::builds::registry;
+use crate::cli::{FingerprintArgs, Global};
+use crate::error::Error;
+use crate::output::progress::hash_with_progress;
+
+pub fn run(g: &Global, a: &FingerprintArgs) -> Result<i32, Error> {
+    let s = session(g)?;
+    let db = &s.db;
+    let files = s.ws.files(db);
+    let variant = Variant::new(
+        db,
+        a.arch.as_str().to_string(),
+        a.profile.as_ref_str().to_string(),
+        a.coverage,
+        a.sanitizer.clone(),
+    );
+    let graph = image_graph(db, files).clone()?;
+    let names: Vec<String> = graph.images.keys().cloned().collect();
+    hash_with_progress(db, prime::prime_image_files(db, files, &names));
+    prime::prime_self_hashes(
+        db,
+        files,
+        a.arch.as_str(),
+        a.profile.as_ref_str(),
+        a.coverage,
+        &a.sanitizer,
+        &names,
+    );
+    let fps = fingerprints(db, files, variant).clone()?;
+    let reg = registry(&s, a.registry.as_deref());
+    let mut out = Vec::new();
+    let mut text = String::new();
+    for (name, d) in fps.iter() {
+        if a.image.as_ref().is_some_and(|i| i != name) {
+            continue;
+        }
+        let fp = base32(d);
+        let spec = image_spec(&reg, &a.prefix, name, d);
+        text.push_str(&format!("{spec}\n"));
+        out.push(json!({"name": name, "fingerprint": fp, "spec": spec}));
+    }
+    if let Some(i) = &a.image
+        && out.is_empty()
+    {
+        return Err(Error::Usage(format!("no image named `{i}`")));
+    }
+    print_out(g, &json!(out), &text)
+}

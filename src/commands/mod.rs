@@ -1,0 +1,70 @@
+//! One module per subcommand: each reads its flags, asks the model (and
+//! the CI domain), and prints. What they share is here: opening the
+//! session, the change set of `--base`/`--changed-files`/`--uncommitted`,
+//! the plan, and printing text or JSON by `--format`.
+
+pub mod affected;
+pub mod bootstrap;
+pub mod builder_tag;
+pub mod compositions;
+pub mod crates;
+pub mod explain;
+pub mod fingerprint;
+pub mod graph;
+pub mod images;
+pub mod soak;
+pub mod trim;
+pub mod watch;
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use pipetrim_queries::plan::{Plan, plan};
+
+use crate::cli::{ChangeArgs, Format, Global};
+use crate::error::Error;
+use crate::repo::changes::{self, ResolvedChanges};
+use crate::repo::session::Session;
+
+/// The session over `--repo` with the global flags' options.
+fn session(g: &Global) -> Result<Session, Error> {
+    Session::open(&g.repo, &g.session_options()?)
+}
+
+/// The change set the flags ask for, in the checkout at `root`.
+fn changes(root: &Path, a: &ChangeArgs) -> Result<ResolvedChanges, Error> {
+    changes::resolve(
+        root,
+        a.base.as_deref(),
+        a.changed_files.as_deref(),
+        a.uncommitted,
+    )
+}
+
+/// A session with its change set applied, and the plan.
+fn planned(
+    g: &Global,
+    paths: Vec<String>,
+    unknown: Option<String>,
+) -> Result<(Session, Arc<Plan>), Error> {
+    let mut s = session(g)?;
+    s.set_changes(paths, unknown);
+    let p = plan(&s.db, s.ws).clone()?;
+    Ok((s, p))
+}
+
+/// Prints `json` (pretty) under `--format json`, else `text`.
+fn print_out(g: &Global, json: &serde_json::Value, text: &str) -> Result<i32, Error> {
+    let mut out = std::io::stdout().lock();
+    let r = match g.format {
+        Format::Json => writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(json).unwrap_or_default()
+        ),
+        Format::Text | Format::Dot | Format::Mermaid => writeln!(out, "{}", text.trim_end()),
+    };
+    r.map_err(|e| Error::Io(e.to_string()))?;
+    Ok(0)
+}

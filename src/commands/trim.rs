@@ -1,0 +1,215 @@
+//! `pipetrim trim`: the CI one-shot. The change set and the plan, what the
+//! plan does to the pipeline, the finishing passes, then the YAML (or the
+//! JSON plan) out and the ✓/✗ report on stderr (SPEC §5–§7).
+//!
+//! The rules live elsewhere: whether and how to trim in [`crate::ci::env`]
+//! and [`crate::ci::trim`], the finishing in [`crate::ci::finish`], the
+//! build hashes in [`crate::ci::builds`]. This module orders the steps and
+//! decides what is fatal, what warns and what `--strict` refuses.
+
+use std::io::{IsTerminal, Write};
+use std::mem::ManuallyDrop;
+use std::sync::Arc;
+use std::time::Instant;
+
+use pipetrim_queries::Diagnostic;
+use pipetrim_queries::pipeline::template;
+use pipetrim_queries::plan::{Plan, plan};
+use pipetrim_queries::prime::prime_plan;
+use serde_yaml_ng::Value;
+
+use super::{changes, print_out, session};
+use crate::ci::env::{Overrides, TrimContext};
+use crate::ci::finish::{self, BuildHashes, FinishOptions};
+use crate::ci::{builds, trim, upload};
+use crate::cli::{Format, Global, TrimArgs};
+use crate::error::Error;
+use crate::output::report::{text_report, trim_json};
+use crate::repo::changes::ResolvedChanges;
+use crate::repo::session::Session;
+
+/// Runs `trim`; with `PIPETRIM_TIMINGS` set, says how long it took.
+pub fn run(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
+    let t0 = Instant::now();
+    let r = trim_pipeline(g, a);
+    if timings() {
+        eprintln!("timings: total {:?}", t0.elapsed());
+    }
+    r
+}
+
+fn timings() -> bool {
+    std::env::var_os("PIPETRIM_TIMINGS").is_some()
+}
+
+fn trim_pipeline(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
+    let t0 = Instant::now();
+    let (s, changes) = open_with_changes(g, a);
+    // A one-shot run: the OS frees the database faster than dropping it
+    // query by query would.
+    let mut s = ManuallyDrop::new(s?);
+    let t_files = t0.elapsed();
+    let changes = changes?;
+    let t_changes = t0.elapsed();
+    if let Some(why) = &changes.unknown {
+        if a.strict {
+            return Err(Error::Git(format!(
+                "{why} (--strict: not keeping every step)"
+            )));
+        }
+        eprintln!("warning: the change set is unknown, nothing is trimmed: {why}");
+    }
+    let ResolvedChanges {
+        paths,
+        unknown,
+        against,
+    } = changes;
+    s.set_changes(paths, unknown.clone());
+    let mut ctx = TrimContext::from_env(&g.pipeline, &overrides(a), |k| std::env::var(k).ok())?;
+    let db = &s.db;
+    let tpl = template(db, s.ws.options(db)).clone()?;
+    let mut pipeline = tpl.value.clone();
+    ctx.finish.lto = finish::compute_lto(
+        &pipeline,
+        &g.pipeline,
+        ctx.finish.tag.as_deref(),
+        ctx.finish.pull_request,
+        ctx.finish.release_lto_build,
+    );
+    prime_plan(db, s.ws);
+    let plan_result = plan(db, s.ws).clone();
+    if timings() {
+        eprintln!(
+            "timings: files {:?}, change set {:?}, plan {:?}",
+            t_files,
+            t_changes - t_files,
+            t0.elapsed() - t_changes
+        );
+    }
+    let no_trim = ctx.no_trim_reason();
+    let plan = usable_plan(plan_result, a.strict)?;
+    // Test selection first: it counts steps of the untrimmed pipeline.
+    ctx.select_tests(&mut pipeline)?;
+    let decision = trim::decide(
+        no_trim.as_deref(),
+        plan.as_deref(),
+        unknown.as_deref(),
+        &against,
+    );
+    if let Ok(p) = &plan {
+        trim::apply(&mut pipeline, p, &decision, s.ws.changes(db).paths(db))?;
+    }
+    if g.format != Format::Json {
+        // The build steps' concurrency groups (and skips) need the image
+        // specs of both arches; only the YAML uses them.
+        ctx.finish.build_hashes = build_hashes_or_warn(&s, &ctx.finish, a.exists_cmd.as_deref());
+    }
+    finish::finish(&mut pipeline, &ctx.finish)
+        .map_err(|e| Error::Usage(format!("{}: {e}", tpl.path)))?;
+    let plan = plan.ok();
+    report(plan.as_deref(), &decision.reason);
+    match g.format {
+        Format::Json => {
+            let d = &decision;
+            let json = trim_json(plan.as_deref(), &tpl, d.trimmed, d.dry_run, &d.reason);
+            print_out(g, &json, "")
+        }
+        Format::Text | Format::Dot | Format::Mermaid => write_pipeline(&pipeline, a),
+    }
+}
+
+/// The build hashes, or `None` with a warning: without them the build
+/// steps are left as the template has them (fail safe: builds run).
+fn build_hashes_or_warn(
+    s: &Session,
+    finish: &FinishOptions,
+    exists_cmd: Option<&str>,
+) -> Option<BuildHashes> {
+    match builds::build_hashes(s, finish, exists_cmd) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            eprintln!("warning: image fingerprints unavailable, build steps left as they are: {e}");
+            None
+        }
+    }
+}
+
+/// The finished pipeline as YAML: to `--output`, else stdout unless
+/// `--upload`, and to `buildkite-agent` with `--upload`.
+fn write_pipeline(pipeline: &Value, a: &TrimArgs) -> Result<i32, Error> {
+    let yaml = serde_yaml_ng::to_string(pipeline).map_err(|e| Error::Io(e.to_string()))?;
+    if let Some(path) = &a.output {
+        std::fs::write(path, &yaml)
+            .map_err(|e| Error::Io(format!("cannot write `{}`: {e}", path.display())))?;
+    } else if !a.upload {
+        print!("{yaml}");
+    }
+    if a.upload {
+        upload::pipeline_upload(&yaml, a.dry_run)?;
+    }
+    Ok(0)
+}
+
+/// The session and the change set, the change set (gix) computed while
+/// the files are listed.
+fn open_with_changes(
+    g: &Global,
+    a: &TrimArgs,
+) -> (Result<Session, Error>, Result<ResolvedChanges, Error>) {
+    std::thread::scope(|scope| {
+        let changes = scope.spawn(|| changes(&g.repo, &a.changes));
+        let s = session(g);
+        let changes = changes
+            .join()
+            .unwrap_or_else(|_| Err(Error::Git("computing the change set panicked".into())));
+        (s, changes)
+    })
+}
+
+/// The flags that override the Buildkite environment.
+fn overrides(a: &TrimArgs) -> Overrides {
+    Overrides {
+        coverage: a.coverage,
+        sanitizer: a.sanitizer.clone(),
+        priority: a.priority,
+        branch: a.branch.clone(),
+        tag: a.tag.clone(),
+    }
+}
+
+/// The plan, or why there is none. Without `--strict` a plan that cannot
+/// be computed keeps every step (a warning says why); with it, that and any
+/// error that kept a step fail-safe are fatal.
+fn usable_plan(
+    plan: Result<Arc<Plan>, Diagnostic>,
+    strict: bool,
+) -> Result<Result<Arc<Plan>, Diagnostic>, Error> {
+    match plan {
+        Ok(p) => {
+            if strict && let Some(e) = p.errors.first() {
+                return Err(Error::Input(e.clone()));
+            }
+            Ok(Ok(p))
+        }
+        Err(e) => {
+            if strict {
+                return Err(Error::Input(e));
+            }
+            eprintln!("warning: the plan cannot be computed, every step is kept: {e}");
+            Ok(Err(e))
+        }
+    }
+}
+
+/// The reason and the ✓/✗ report on stderr (colored on a terminal unless
+/// `NO_COLOR`).
+fn report(plan: Option<&Plan>, reason: &str) {
+    if let Some(p) = plan {
+        let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "--- {reason}");
+        let _ = write!(err, "{}", text_report(p, color));
+    } else {
+        eprintln!("--- {reason}");
+    }
+}

@@ -1,0 +1,15 @@
+//! `pipetrim watch`: the live answer while editing (the engine is
+//! [`crate::watch`]).
+
+use crate::cli::{Format, Global, WatchArgs};
+use crate::error::Error;
+use crate::watch;
+
+pub fn run(g: &Global, a: &WatchArgs) -> Result<i32, Error> {
+    let opts = g.session_options()?;
+    let output = match g.format {
+        Format::Json => watch::Output::Json,
+        Format::Text | Format::Dot | Format::Mermaid => watch::Output::Text,
+    };
+    watch::run(&g.repo, &opts, a.base.clone(), output)
+}

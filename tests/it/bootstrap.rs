@@ -1,0 +1,76 @@
+//! `pipetrim bootstrap` through the binary: missing ci-builder images give the
+//! bootstrap pipeline; when all exist, pipetrim runs the trim itself.
+
+use std::path::Path;
+
+use crate::common::{copy_dir, run};
+
+/// The example repository with the builder fixture's `bin/ci-builder` and
+/// `ci/builder/`.
+fn repo() -> tempfile::TempDir {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata");
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_dir(&root.join("example"), dir.path());
+    std::fs::remove_dir_all(dir.path().join("ci/builder")).expect("rm builder");
+    std::fs::create_dir_all(dir.path().join("ci/builder")).expect("mkdir");
+    copy_dir(
+        &root.join("builder/ci/builder"),
+        &dir.path().join("ci/builder"),
+    );
+    std::fs::copy(
+        root.join("builder/bin/ci-builder"),
+        dir.path().join("bin/ci-builder"),
+    )
+    .expect("copy script");
+    dir
+}
+
+#[test]
+fn missing_images_give_the_bootstrap_pipeline() {
+    let dir = repo();
+    let (code, out, err) = run(dir.path(), &["bootstrap", "--exists-cmd", "false"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&out).expect("yaml");
+    let steps = v["steps"].as_sequence().expect("steps");
+    let labels: Vec<&str> = steps.iter().filter_map(|s| s["label"].as_str()).collect();
+    assert!(labels.contains(&"bootstrap stable x86_64"), "{labels:?}");
+    assert!(labels.contains(&"bootstrap min aarch64"), "{labels:?}");
+    assert!(
+        steps
+            .iter()
+            .any(|s| s.as_str() == Some("wait") || s.get("wait").is_some()),
+        "{out}"
+    );
+}
+
+#[test]
+fn all_images_present_runs_the_trim() {
+    let dir = repo();
+    let list = dir.path().join("changed.txt");
+    std::fs::write(&list, "src/testdrive/src/main.rs\n").expect("write");
+    let list = list.to_str().expect("utf-8");
+    let (code, out, err) = run(
+        dir.path(),
+        &[
+            "bootstrap",
+            "--exists-cmd",
+            "true",
+            "--",
+            "--changed-files",
+            list,
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains("✓ testdrive") && err.contains("✗ smoke"),
+        "{err}"
+    );
+    let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&out).expect("yaml");
+    assert!(v["steps"].as_sequence().is_some_and(|s| !s.is_empty()));
+    let (code, out, err) = run(
+        dir.path(),
+        &["bootstrap", "--exists-cmd", "true", "--print"],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("ci.mkpipeline test"), "{out}");
+}

@@ -1,0 +1,178 @@
+//! `explain`, `affected` and `graph` on the bundled example: snapshots, and
+//! checks that every printed chain is a real path in the graph.
+
+use std::collections::BTreeSet;
+
+use pipetrim::output::explain::{Link, best_chains, chain};
+use pipetrim::repo::session::{Session, SessionOptions};
+use pipetrim_queries::images::image_graph;
+use pipetrim_queries::plan::plan;
+use proptest::prelude::*;
+
+use crate::common::{self, example};
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    common::run(&example(), args)
+}
+
+#[test]
+fn affected_text_names_every_kind_of_chain() {
+    // A crate change (path dependency chain), an MZFROM base image change, a
+    // copy pre-image source, an imported Python module, and an explicit glob.
+    let (code, out, err) = run(&[
+        "affected",
+        "src/base/src/lib.rs",
+        "misc/images/ubuntu-base/Dockerfile",
+        "misc/assets/a.json",
+        "misc/python/materialize/mzcompose/services/testdrive.py",
+        "doc/index.md",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    insta::assert_snapshot!("affected_all_kinds", out);
+}
+
+#[test]
+fn explain_kept_and_trimmed_steps() {
+    let changed = example()
+        .parent()
+        .map(|p| p.join("example.changed"))
+        .expect("parent");
+    let changed = changed.to_str().expect("utf-8 path");
+    let (code, kept, err) = run(&["explain", "testdrive", "--changed-files", changed]);
+    assert_eq!(code, 0, "{err}");
+    let (code, trimmed, err) = run(&["explain", "smoke", "--changed-files", changed]);
+    assert_eq!(code, 0, "{err}");
+    let (code, dep, err) = run(&["explain", "build-x86_64", "--changed-files", changed]);
+    assert_eq!(code, 0, "{err}");
+    insta::assert_snapshot!("explain_testdrive_kept", kept);
+    insta::assert_snapshot!("explain_smoke_trimmed", trimmed);
+    insta::assert_snapshot!("explain_build_glob", dep);
+    let (code, _, err) = run(&["explain", "no-such-step", "--changed-files", changed]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no step `no-such-step`"), "{err}");
+}
+
+#[test]
+fn graph_formats() {
+    let (code, dot, err) = run(&["graph", "--step", "testdrive", "--format", "dot"]);
+    assert_eq!(code, 0, "{err}");
+    insta::assert_snapshot!("graph_testdrive_dot", dot);
+    let (code, mermaid, err) = run(&["graph", "--step", "storage", "--format", "mermaid"]);
+    assert_eq!(code, 0, "{err}");
+    insta::assert_snapshot!("graph_storage_mermaid", mermaid);
+    let (code, json, err) = run(&["graph", "--format", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert!(v["nodes"].as_array().is_some_and(|n| n.len() > 10));
+}
+
+/// Every link of a printed chain is an edge of the repository model.
+fn check_chain_edges(s: &Session, step: &str, links: &[Link]) {
+    let db = &s.db;
+    let files = s.ws.files(db);
+    let graph = image_graph(db, files).clone().expect("graph");
+    let ws = pipetrim_queries::cargo::cargo_workspace(db, files)
+        .clone()
+        .expect("cargo");
+    for pair in links.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        match (a.kind, b.kind) {
+            ("file", "crate") => {
+                let c = ws.get(&b.name).expect("crate exists");
+                assert!(
+                    pipetrim_queries::paths::is_under(&a.name, &c.dir),
+                    "{a:?} not in {b:?}"
+                );
+            }
+            ("crate", "crate") => {
+                let c = ws.get(&b.name).expect("crate exists");
+                assert!(
+                    c.dependencies.contains(&a.name)
+                        || c.build_dependencies.contains(&a.name)
+                        || c.dev_dependencies.contains(&a.name),
+                    "{b:?} does not depend on {a:?}"
+                );
+            }
+            ("crate", "bin") => {
+                let c = ws.get(&a.name).expect("crate exists");
+                assert!(
+                    c.bins.contains(&b.name) || c.examples.contains(&b.name),
+                    "{a:?} has no target {b:?}"
+                );
+            }
+            ("image", "image") => {
+                let img = graph.get(&b.name).expect("image exists");
+                assert!(
+                    img.depends_on.contains(&a.name),
+                    "{b:?} is not MZFROM {a:?}"
+                );
+            }
+            ("file", "image") => {
+                let img = graph.get(&b.name).expect("image exists");
+                assert!(
+                    pipetrim_queries::paths::is_under(&a.name, &img.dir) || a.edge == "changed",
+                    "{a:?} {b:?}"
+                );
+            }
+            (_, "step") => assert_eq!(b.name, step),
+            _ => {}
+        }
+    }
+}
+
+fn session() -> Session {
+    Session::open(&example(), &SessionOptions::default()).expect("open example")
+}
+
+#[test]
+fn printed_chains_are_paths_in_the_graph() {
+    let mut s = session();
+    let files: Vec<String> = s.files().to_vec();
+    s.set_changes(files, None);
+    let p = plan(&s.db, s.ws).clone().expect("plan");
+    let graph = image_graph(&s.db, s.ws.files(&s.db)).clone().ok();
+    let mut checked = 0;
+    for d in &p.steps {
+        for r in &d.reasons {
+            let c = chain(r, &d.id, graph.as_deref());
+            check_chain_edges(&s, &d.id, &c);
+            checked += 1;
+        }
+        assert!(
+            !d.kept || !best_chains(d, graph.as_deref(), 3).is_empty(),
+            "kept step {} has no evidence",
+            d.id
+        );
+    }
+    assert!(checked > 20, "only {checked} chains");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    /// `affected PATHS` keeps exactly the steps `trim --changed-files` keeps.
+    #[test]
+    fn affected_agrees_with_trim(picks in proptest::collection::vec(0usize..1000, 0..4)) {
+        let s = session();
+        let files = s.files().to_vec();
+        let paths: Vec<String> = picks.iter().map(|i| files[i % files.len()].clone()).collect();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let list = dir.path().join("changed");
+        std::fs::write(&list, paths.join("\n")).expect("write list");
+        let (code, trim, err) = run(&["trim", "--format", "json", "--changed-files", list.to_str().expect("utf-8")]);
+        prop_assert_eq!(code, 0, "{}", err);
+        let trim: serde_json::Value = serde_json::from_str(&trim).expect("json");
+        let kept_trim: BTreeSet<String> = trim["steps"].as_array().expect("steps").iter()
+            .filter(|s| s["kept"] == true).filter_map(|s| s["id"].as_str().map(str::to_string)).collect();
+        let kept_affected: BTreeSet<String> = if paths.is_empty() {
+            BTreeSet::new()
+        } else {
+            let mut args = vec!["affected", "--format", "json"];
+            args.extend(paths.iter().map(String::as_str));
+            let (code, out, err) = run(&args);
+            prop_assert_eq!(code, 0, "{}", err);
+            let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+            v["steps"].as_array().expect("steps").iter().filter_map(|s| s["id"].as_str().map(str::to_string)).collect()
+        };
+        prop_assert_eq!(kept_trim, kept_affected);
+    }
+}

@@ -1,0 +1,18 @@
+//! The integration tests of `pipetrim`, in one test binary: each module
+//! used to be its own crate linking the whole dependency graph. Fixture
+//! repositories and the helpers that run the binary live in [`common`].
+
+mod common;
+
+mod bootstrap;
+mod builder_legacy;
+mod explain;
+mod fuzz;
+mod generated;
+mod git_diff;
+mod harden;
+mod model;
+mod reference;
+mod soak;
+mod trim;
+mod watch;
