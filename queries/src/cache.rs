@@ -107,6 +107,52 @@ where
 mod tests {
     use super::*;
 
+    /// The bytes every cached kind encodes to, for fixed inputs. If this
+    /// fails, a cached type or what a leaf computes changed: bump
+    /// [`SCHEMA`] (old entries then miss instead of misdecoding) and update
+    /// the digest.
+    #[test]
+    fn encodings_are_pinned() {
+        use sha1::{Digest, Sha1};
+        let summary = crate::python::summarize(
+            "import os\nfrom .a import b as c\nclass S(Base):\n    def __init__(self, mzbuild='x'):\n        config = {'mzbuild': mzbuild}\nX = f(1, k='v')\n",
+        );
+        let manifest = crate::cargo::Manifest {
+            name: "a".into(),
+            dependencies: ["b".to_string()].into(),
+            build_dependencies: Default::default(),
+            dev_dependencies: ["c".to_string()].into(),
+            bins: vec!["d".into()],
+            examples: vec![],
+            autobins: true,
+            autoexamples: false,
+        };
+        let ws = crate::cargo::WorkspaceManifest {
+            members: vec!["src/a".into()],
+            exclude: vec!["misc/*".into()],
+            rust_version: Some("1.95".into()),
+        };
+        let mut h = Sha1::new();
+        for bytes in [
+            encode(&summary),
+            encode(&manifest),
+            encode(&ws),
+            encode(&vec!["base".to_string()]),
+            encode(&[7u8; 20]),
+            crate::images::cached_sample(),
+        ] {
+            let bytes = bytes.unwrap_or_default();
+            h.update((bytes.len() as u64).to_le_bytes());
+            h.update(&bytes);
+        }
+        let digest: [u8; 20] = h.finalize().into();
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            (SCHEMA, hex.as_str()),
+            (1, "8e0231fa4432889d5d1c4dcee43f109479635cd1")
+        );
+    }
+
     #[test]
     fn decode_refuses_trailing_bytes_and_garbage() {
         let bytes = encode(&vec!["a".to_string()]).unwrap_or_default();

@@ -223,6 +223,17 @@ impl CachedMzbuild {
     }
 }
 
+/// The cached encoding of a fixed `mzbuild.yml`, for the schema pin.
+#[cfg(test)]
+pub(crate) fn cached_sample() -> Option<Vec<u8>> {
+    let c = parse_mzbuild(
+        "a/mzbuild.yml",
+        "name: x\npre-image:\n  - type: cargo-build\n    bin: [a]\n  - type: copy\n    source: s\n    destination: d\n",
+    )
+    .ok()?;
+    crate::cache::encode(&CachedMzbuild::of(&c))
+}
+
 /// Parses one `mzbuild.yml`. A successful parse is kept in the persistent
 /// cache (errors name the path, so they are recomputed).
 #[salsa::tracked(returns(ref))]
