@@ -43,12 +43,12 @@ impl DiskLoader {
         self.index.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// The blob id the index holds for `path`, if the file at `full` (a
-    /// regular file, with metadata `meta`) is known to still have it: stage
-    /// 0, same stat, not racily clean (modified in the second the index was
-    /// written). Symlinks never qualify: the index holds the link text, the
-    /// loader returns the target's bytes.
-    fn index_blob(&self, path: &str, meta: &gix::index::fs::Metadata) -> Option<[u8; 20]> {
+    /// The blob id the index holds for `path`, if the regular file with
+    /// metadata `meta` is known to still have it: stage 0, same stat, not
+    /// racily clean (modified in the second the index was written).
+    /// Symlinks never qualify: the index holds the link text, the loader
+    /// returns the target's bytes.
+    fn index_blob(&self, path: &str, meta: &std::fs::Metadata) -> Option<[u8; 20]> {
         let index = self.index()?;
         let entry =
             index.entry_by_path_and_stage(path.into(), gix::index::entry::Stage::Unconflicted)?;
@@ -59,13 +59,35 @@ impl DiskLoader {
             return None;
         }
         let options = gix::index::entry::stat::Options::default();
-        let stat = gix::index::entry::Stat::from_fs(meta).ok()?;
+        let stat = index_stat(meta)?;
         if !entry.stat.matches(&stat, options) || entry.stat.is_racy(index.timestamp(), options) {
             return None;
         }
         let id: [u8; 20] = entry.id.as_slice().try_into().ok()?;
         Some(id)
     }
+}
+
+/// A regular file's stat as the git index records it (32-bit fields
+/// truncated, as git does), from one `lstat`.
+fn index_stat(meta: &std::fs::Metadata) -> Option<gix::index::entry::Stat> {
+    use std::os::unix::fs::MetadataExt;
+    if !meta.file_type().is_file() {
+        return None;
+    }
+    let time = |s: i64, ns: i64| gix::index::entry::stat::Time {
+        secs: u32::try_from(s).unwrap_or(0),
+        nsecs: u32::try_from(ns).unwrap_or(0),
+    };
+    Some(gix::index::entry::Stat {
+        mtime: time(meta.mtime(), meta.mtime_nsec()),
+        ctime: time(meta.ctime(), meta.ctime_nsec()),
+        dev: meta.dev() as u32,
+        ino: meta.ino() as u32,
+        uid: meta.uid(),
+        gid: meta.gid(),
+        size: meta.size() as u32,
+    })
 }
 
 /// Files larger than this are not read into memory (so never parsed nor
@@ -109,8 +131,7 @@ impl Loader for DiskLoader {
         let mode = mode_of(&meta);
         if meta.file_type().is_file()
             && meta.len() <= MAX_PARSE_BYTES
-            && let Ok(gmeta) = gix::index::fs::Metadata::from_path_no_follow(&full)
-            && let Some(id) = self.index_blob(path, &gmeta)
+            && let Some(id) = self.index_blob(path, &meta)
         {
             return (Stamp::Blob(id), mode);
         }
@@ -137,7 +158,7 @@ impl Loader for DiskLoader {
 
 /// Reads `full` (following symlinks) within the size bound; with the
 /// file's metadata taken after the read (regular files only).
-fn read_checked(full: &Path) -> (FileContent, Option<gix::index::fs::Metadata>) {
+fn read_checked(full: &Path) -> (FileContent, Option<std::fs::Metadata>) {
     let target = match std::fs::metadata(full) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -162,10 +183,11 @@ fn read_checked(full: &Path) -> (FileContent, Option<gix::index::fs::Metadata>) 
     if let Err(e) = std::io::Read::read_to_end(&mut f, &mut bytes) {
         return (FileContent::Unreadable(e.to_string()), None);
     }
+    // Regular files only (a symlink's target has its own stat).
     let after = std::fs::symlink_metadata(full)
         .ok()
         .filter(|m| m.file_type().is_file())
-        .and_then(|_| gix::index::fs::Metadata::from_file(&f).ok());
+        .and_then(|_| f.metadata().ok());
     (FileContent::Bytes(bytes.into()), after)
 }
 
