@@ -260,11 +260,11 @@ impl Global {
         let defaults = SessionOptions::default();
         Ok(SessionOptions {
             pipeline: self.pipeline.clone(),
-            python_roots: if self.python_roots.is_empty() {
-                defaults.python_roots
-            } else {
-                self.python_roots.clone()
-            },
+            python_roots: crate::repo::roots::python_roots(
+                &self.repo,
+                &self.python_roots,
+                &defaults.python_roots,
+            )?,
             lazy_imports: self.lazy_imports,
             cache_dir: if self.no_cache {
                 None

@@ -333,7 +333,9 @@ pub fn cargo_workspace(db: &dyn Db, files: FileSet) -> Result<Arc<CargoWorkspace
         // Direct subdirectories of `base` that hold a Cargo.toml.
         let mut dirs = BTreeSet::new();
         for p in files.under(db, &base) {
-            let rest = &p[base.len() + usize::from(!base.is_empty())..];
+            let Some(rest) = paths::relative(p, &base) else {
+                continue;
+            };
             if let Some(sub) = rest.strip_suffix("/Cargo.toml")
                 && !sub.contains('/')
             {
@@ -361,7 +363,7 @@ fn load_crate(db: &dyn Db, files: FileSet, dir: &str) -> Result<Crate, Diagnosti
     let mut bins = m.bins.clone();
     let mut examples = m.examples.clone();
     let under = files.under(db, dir);
-    let rel = |p: &'_ String| p[dir.len() + usize::from(!dir.is_empty())..].to_string();
+    let rel = |p: &'_ String| paths::relative(p, dir).unwrap_or_default().to_string();
     if m.autobins {
         if under.iter().any(|p| rel(p) == "src/main.rs") {
             bins.push(m.name.clone());

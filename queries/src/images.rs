@@ -9,7 +9,7 @@ use serde_yaml_ng::Value;
 use crate::db::{Db, File, FileSet, Options, content_text};
 use crate::diag::{Diagnostic, line_of};
 use crate::paths;
-use crate::python::composition_images;
+use crate::python::{composition_images, composition_imports};
 use crate::yaml;
 
 /// A pre-image action of an image.
@@ -572,11 +572,20 @@ pub fn used_images(
     dir: &str,
     graph: &ImageGraph,
 ) -> UsedImages {
-    let imgs = composition_images(db, files, options, db.file(&format!("{dir}/mzcompose.py")));
-    if let Some(why) = &imgs.every_image {
+    let file = db.file(&format!("{dir}/mzcompose.py"));
+    let imgs = composition_images(db, files, options, file);
+    // An import the roots cannot resolve (wrong `--python-root`) may load
+    // any service class: every image, as for a value that cannot be read.
+    let every_image = imgs.every_image.clone().or_else(|| {
+        composition_imports(db, files, options, file)
+            .unresolved
+            .first()
+            .map(|u| u.diagnostic.clone())
+    });
+    if let Some(why) = every_image {
         return UsedImages {
             names: graph.images.keys().cloned().collect(),
-            every_image: Some(why.clone()),
+            every_image: Some(why),
         };
     }
     UsedImages {

@@ -35,12 +35,13 @@ impl InputSpec {
                     && !except.iter().any(|e| path == e || paths::is_under(path, e))
             }
             InputSpec::File { path: p } => p == path,
-            InputSpec::Glob { dir, pattern } => {
-                paths::is_under(path, dir)
-                    && PathspecSet::new([pattern.as_str()])
-                        .map(|s| s.matches(&path[dir.len() + usize::from(!dir.is_empty())..]))
-                        .unwrap_or(true)
-            }
+            InputSpec::Glob { dir, pattern } => paths::relative(path, dir).is_some_and(|rel| {
+                // `own_inputs` refuses a pattern that does not compile, so
+                // the fallback (everything below `dir`) is only a last guard.
+                PathspecSet::new([pattern.as_str()])
+                    .map(|s| s.matches(rel))
+                    .unwrap_or(true)
+            }),
         }
     }
 
@@ -162,13 +163,33 @@ fn own_inputs(
         match pre {
             PreImage::Copy {
                 source, matching, ..
-            } => inputs.push(Input {
-                spec: InputSpec::Glob {
-                    dir: paths::join("", source),
-                    pattern: matching.clone(),
-                },
-                origin: Origin::Copy,
-            }),
+            } => {
+                // The reference hands `matching` to git as a pathspec (cwd
+                // `source`): one that does not compile is this image's error,
+                // never a silent "matches everything" or "nothing".
+                if let Err(e) = PathspecSet::new([matching.as_str()]) {
+                    let mzbuild = format!("{}/mzbuild.yml", img.dir);
+                    let line = db.file(&mzbuild).text(db).ok().and_then(|t| {
+                        crate::images::line_of_entry(t, "matching", matching)
+                            .or_else(|| crate::diag::line_of(t, "matching"))
+                    });
+                    return Err(Diagnostic::in_file(
+                        mzbuild,
+                        format!("copy pre-image `matching`: {e}"),
+                    )
+                    .at_line(line)
+                    .hint(
+                        "write `matching` as a git pathspec relative to `source`, e.g. `*.json`",
+                    ));
+                }
+                inputs.push(Input {
+                    spec: InputSpec::Glob {
+                        dir: paths::join("", source),
+                        pattern: matching.clone(),
+                    },
+                    origin: Origin::Copy,
+                });
+            }
             PreImage::CargoBuild { bins, examples } => {
                 let ws = match ws {
                     Some(Ok(ws)) => ws,

@@ -14,13 +14,26 @@ pub fn under<'a>(sorted: &'a [String], dir: &str) -> &'a [String] {
     &sorted[start..start + n]
 }
 
-/// Whether `path` lies strictly below directory `dir`.
-pub fn is_under(path: &str, dir: &str) -> bool {
+/// `path` relative to directory `dir`: what follows `dir/`, or the whole
+/// path when `dir` is the root (`""` or `"."`); `None` when `path` is not
+/// strictly below `dir`.
+///
+/// The one place where a path is cut relative to a directory: it compares
+/// and strips whole prefixes, never slices at a byte offset, so it cannot
+/// panic, whatever the names (one byte long, multibyte, or `dir` itself).
+pub fn relative<'a>(path: &'a str, dir: &str) -> Option<&'a str> {
     let dir = dir.trim_end_matches('/');
-    if dir.is_empty() {
-        return true;
+    if dir.is_empty() || dir == "." {
+        return Some(path);
     }
-    path.len() > dir.len() && path.starts_with(dir) && path.as_bytes()[dir.len()] == b'/'
+    path.strip_prefix(dir)?
+        .strip_prefix('/')
+        .filter(|rest| !rest.is_empty())
+}
+
+/// Whether `path` lies strictly below directory `dir` (`""`: the root).
+pub fn is_under(path: &str, dir: &str) -> bool {
+    relative(path, dir).is_some()
 }
 
 /// `a/b/c` → `a/b`; a top-level path → `""`.
@@ -72,6 +85,28 @@ mod tests {
         assert_eq!(under(&all, "b"), &v(&["b/a/x"])[..]);
         assert!(under(&all, "c").is_empty());
         assert_eq!(under(&all, "").len(), all.len());
+    }
+
+    #[test]
+    fn relative_cuts_whole_components_and_never_panics() {
+        assert_eq!(relative("misc/python/a.py", "misc/python"), Some("a.py"));
+        assert_eq!(relative("misc/python/a.py", "misc/python/"), Some("a.py"));
+        assert_eq!(relative("misc/pythonic/a.py", "misc/python"), None);
+        assert_eq!(relative("misc/python", "misc/python"), None);
+        assert_eq!(relative("misc/python/", "misc/python"), None);
+        assert_eq!(relative("x", "misc/python"), None);
+        // The root: the whole path, also for one-byte and multibyte names
+        // (the slice `&path[root.len() + 1..]` panicked on both with `.`).
+        for root in ["", ".", "./"] {
+            assert_eq!(relative("a", root), Some("a"));
+            assert_eq!(relative("é", root), Some("é"));
+            assert_eq!(relative("ü/x.py", root), Some("ü/x.py"));
+        }
+        assert_eq!(relative("dé/x", "dé"), Some("x"));
+        assert_eq!(relative("d", "dé"), None);
+        assert!(is_under("a/b", "a"));
+        assert!(!is_under("ab", "a"));
+        assert!(is_under("a", ""));
     }
 
     #[test]

@@ -40,10 +40,85 @@ pub struct StepInputs {
     pub closure_via: BTreeMap<String, String>,
     /// Where an image came from: composition or plugin, for `explain`.
     pub image_origins: BTreeMap<String, String>,
-    /// Fail-safe notes: things that could not be determined exactly.
-    pub unsure: Vec<Diagnostic>,
+    /// What could add inputs to the step but could not be read or
+    /// understood, each with what it may reach (SPEC §10).
+    pub fail_safe: Vec<FailSafe>,
     /// Set when the composition's images could not be determined: every image counts.
     pub every_image: bool,
+}
+
+/// Something that could add inputs to a step but could not be read or
+/// understood (a Python file that does not parse, a lookup that gave up, a
+/// path that is not a valid pathspec). The step is kept whenever the change
+/// set touches anything it may reach, with [`Reason::FailSafe`]; the
+/// diagnostic is always in the plan's `errors`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FailSafe {
+    pub diagnostic: Diagnostic,
+    /// Python modules (`*.py`) below these directories (`""`: anywhere)
+    /// may be inputs: the first-party roots, for a file whose imports are
+    /// unknown.
+    pub python_roots: Vec<String>,
+    /// These paths and everything below them, compared literally (a
+    /// composition directory or imported file that is not a valid pathspec).
+    pub literal: Vec<String>,
+    /// Every image may be used (they are then among the step's images): a
+    /// change to any image input keeps the step with this reason too.
+    pub every_image: bool,
+}
+
+impl FailSafe {
+    /// A note that reaches nothing yet (set the reach fields).
+    pub fn new(diagnostic: Diagnostic) -> Self {
+        FailSafe {
+            diagnostic,
+            python_roots: Vec::new(),
+            literal: Vec::new(),
+            every_image: false,
+        }
+    }
+
+    /// Whether a changed path may be an input through this note (the
+    /// image part is decided with the image hits).
+    pub fn reaches(&self, path: &str) -> bool {
+        (path.ends_with(".py")
+            && self
+                .python_roots
+                .iter()
+                .any(|r| r.is_empty() || crate::paths::is_under(path, r)))
+            || self
+                .literal
+                .iter()
+                .any(|l| path == l || crate::paths::is_under(path, l))
+    }
+}
+
+impl StepInputs {
+    /// Adds a fail-safe note, merged with an equal diagnostic already there
+    /// (the import closure and the image analysis report a composition that
+    /// does not parse with the same diagnostic).
+    fn add_fail_safe(&mut self, f: FailSafe) {
+        match self
+            .fail_safe
+            .iter_mut()
+            .find(|g| g.diagnostic == f.diagnostic)
+        {
+            Some(g) => {
+                g.every_image |= f.every_image;
+                for r in f.python_roots {
+                    if !g.python_roots.contains(&r) {
+                        g.python_roots.push(r);
+                    }
+                }
+                for l in f.literal {
+                    if !g.literal.contains(&l) {
+                        g.literal.push(l);
+                    }
+                }
+            }
+            None => self.fail_safe.push(f),
+        }
+    }
 }
 
 /// The inputs of every step of the template (indexed like `Template::steps`).
@@ -109,14 +184,31 @@ pub fn step_inputs(
                     },
                 ));
             }
-            si.unsure.extend(closure.unsure.iter().cloned());
+            let roots = ws.options(db).python_roots(db);
+            for d in &closure.unsure {
+                si.add_fail_safe(FailSafe {
+                    python_roots: roots.clone(),
+                    ..FailSafe::new(d.clone())
+                });
+            }
+            for u in &closure.unresolved {
+                si.add_fail_safe(FailSafe {
+                    python_roots: roots.clone(),
+                    literal: u.packages.clone(),
+                    every_image: true,
+                    ..FailSafe::new(u.diagnostic.clone())
+                });
+            }
             match graph {
                 Ok(graph) => {
                     let used = used_images(db, ws.files(db), ws.options(db), dir, graph);
                     let origin = match &used.every_image {
                         Some(why) => {
                             si.every_image = true;
-                            si.unsure.push(why.clone());
+                            si.add_fail_safe(FailSafe {
+                                every_image: true,
+                                ..FailSafe::new(why.clone())
+                            });
                             format!("composition `{name}` (every image: fail safe)")
                         }
                         None => format!("composition `{name}`"),
@@ -166,14 +258,60 @@ pub fn step_inputs(
                 Err(e) => result = Err(e.clone()),
             }
         }
-        si.compiled = si
-            .globs
-            .iter()
-            .map(|(g, _)| Pathspec::parse(g).ok())
-            .collect();
+        si.compiled = compile_globs(&si.globs, &mut si.fail_safe);
         out.push(result.map(|()| si));
     }
     Ok(Arc::new(out))
+}
+
+/// The step's globs compiled once. The explicit ones were validated with
+/// the step (a bad one is the step's error). The others are paths pipetrim
+/// found (composition directories, imported files): one that is not a
+/// valid pathspec, or that git would read as something other than the path
+/// itself (a leading `:` is pathspec magic), is matched literally instead,
+/// with a fail-safe note, never dropped.
+fn compile_globs(
+    globs: &[(String, GlobOrigin)],
+    fail_safe: &mut Vec<FailSafe>,
+) -> Vec<Option<Pathspec>> {
+    globs
+        .iter()
+        .map(|(g, origin)| {
+            let spec = Pathspec::parse(g);
+            if *origin == GlobOrigin::Explicit {
+                return spec.ok();
+            }
+            let why = match &spec {
+                Ok(p) if p.matches(g) => return spec.ok(),
+                Ok(_) => "git reads it as pathspec magic, not as the path".to_string(),
+                Err(e) => e.to_string(),
+            };
+            let (file, what) = match origin {
+                GlobOrigin::CompositionDir { composition } => (
+                    format!("{g}/mzcompose.py"),
+                    format!("the directory of composition `{composition}`"),
+                ),
+                GlobOrigin::Import { composition } => (
+                    g.clone(),
+                    format!("a module composition `{composition}` imports"),
+                ),
+                GlobOrigin::Explicit => (g.clone(), "an input".to_string()),
+            };
+            let diagnostic = Diagnostic::in_file(
+                file,
+                format!("`{g}`, {what}, is not a usable git pathspec: {why}"),
+            )
+            .hint("it is matched literally; rename it so that git can name it (no leading `:`)");
+            let f = FailSafe {
+                literal: vec![g.clone()],
+                ..FailSafe::new(diagnostic)
+            };
+            if !fail_safe.contains(&f) {
+                fail_safe.push(f);
+            }
+            None
+        })
+        .collect()
 }
 
 /// Changed paths that hit each image's own inputs, by image name; and the
@@ -273,7 +411,9 @@ pub struct Plan {
     /// A change to the CI glue (`bin`, `ci`, ...): the trim is a dry run.
     pub glue_changed: bool,
     pub changes_unknown: Option<String>,
-    /// Errors that kept steps fail-safe.
+    /// Errors that kept steps fail-safe, and every fail-safe note of the
+    /// steps' inputs (also those this change set does not reach), and
+    /// changed paths that were not valid UTF-8.
     pub errors: Vec<Diagnostic>,
 }
 
@@ -293,7 +433,7 @@ pub fn plan(db: &dyn Db, ws: Workspace) -> Result<Arc<Plan>, Diagnostic> {
     let unknown = ws.changes(db).unknown(db).clone();
     let changed_imgs = changed_images(db, ws);
     let glue = any_changed(&CI_GLUE, changes);
-    let mut errors = Vec::new();
+    let mut errors = undecodable_paths(changes);
     let mut decisions: Vec<StepDecision> = Vec::new();
     for (step, si) in tpl.steps.iter().zip(inputs.iter()) {
         if !step.kind.is_trimmable() {
@@ -328,6 +468,13 @@ pub fn plan(db: &dyn Db, ws: Workspace) -> Result<Arc<Plan>, Diagnostic> {
                 d.globs = si.globs.iter().map(|g| g.0.clone()).collect();
                 d.images = si.images.iter().cloned().collect();
                 d.has_inputs = !si.globs.is_empty() || !si.images.is_empty();
+                // Whatever could not be read is reported, whether or not
+                // this change set reaches it: never a silent answer.
+                for f in &si.fail_safe {
+                    if !errors.contains(&f.diagnostic) {
+                        errors.push(f.diagnostic.clone());
+                    }
+                }
                 if let Some(why) = &unknown {
                     // Nothing can be decided: every step is kept (SPEC §10),
                     // even one without inputs.
@@ -389,6 +536,23 @@ pub fn plan(db: &dyn Db, ws: Workspace) -> Result<Arc<Plan>, Diagnostic> {
         changes_unknown: unknown,
         errors,
     }))
+}
+
+/// Changed paths whose names were not valid UTF-8 (the edges keep them,
+/// decoded lossily: U+FFFD stands for the invalid bytes). They are matched
+/// as decoded, which selects the same directories, and reported.
+fn undecodable_paths(changes: &[String]) -> Vec<Diagnostic> {
+    changes
+        .iter()
+        .filter(|p| p.contains('\u{FFFD}'))
+        .map(|p| {
+            Diagnostic::in_file(
+                p.clone(),
+                "changed path is not valid UTF-8: matched with U+FFFD in place of the invalid bytes",
+            )
+            .hint("its directories match as usual; rename the file so that a pathspec can name it exactly")
+        })
+        .collect()
 }
 
 fn match_step(
@@ -469,6 +633,27 @@ fn match_step(
             }
         }
     }
+    d.changed |= !hit.is_empty();
+    // What could not be read keeps the step when the change set touches
+    // anything it may reach (SPEC §10); the paths it reached are listed
+    // with the changed inputs.
+    let image_hit = d.reasons.iter().any(|r| matches!(r, Reason::Image { .. }));
+    for f in &si.fail_safe {
+        let reached: Vec<&String> = changes
+            .iter()
+            .filter(|p| f.reaches(p) && !excluded(p))
+            .collect();
+        if reached.is_empty() && !(f.every_image && image_hit) {
+            continue;
+        }
+        hit.extend(reached.into_iter().cloned());
+        d.fail_safe = true;
+        let reason = Reason::FailSafe {
+            diagnostic: f.diagnostic.clone(),
+        };
+        if !d.reasons.contains(&reason) {
+            d.reasons.push(reason);
+        }
+    }
     d.changed_inputs = hit.into_iter().collect();
-    d.changed |= !d.changed_inputs.is_empty();
 }

@@ -5,7 +5,6 @@
 
 use std::collections::HashSet;
 
-use pipetrim_queries::Diagnostic;
 use pipetrim_queries::pathspec::any_changed;
 use pipetrim_queries::plan::Plan;
 use serde_yaml_ng::Value;
@@ -25,28 +24,26 @@ pub struct Decision {
 }
 
 /// Decides from the environment's verdict (`no_trim`, see
-/// [`crate::ci::env::TrimContext::no_trim_reason`]), the plan (or why there
-/// is none), whether the change set is known, and what it was taken
-/// against.
+/// [`crate::ci::env::TrimContext::no_trim_reason`]), the plan, whether the
+/// change set is known, and what it was taken against.
 pub fn decide(
     no_trim: Option<&str>,
-    plan: Result<&Plan, &Diagnostic>,
+    plan: &Plan,
     unknown: Option<&str>,
     against: &str,
 ) -> Decision {
-    let dry_run = no_trim.is_none() && plan.is_ok_and(|p| p.glue_changed);
-    let trimmed = no_trim.is_none() && !dry_run && plan.is_ok() && unknown.is_none();
-    let reason = match (no_trim, plan.err(), dry_run) {
-        (Some(r), _, _) => format!("not trimmed: {r}"),
-        (None, Some(e), _) => format!("not trimmed: {e}"),
-        (None, None, _) if unknown.is_some() => format!(
+    let dry_run = no_trim.is_none() && plan.glue_changed;
+    let trimmed = no_trim.is_none() && !dry_run && unknown.is_none();
+    let reason = match (no_trim, dry_run) {
+        (Some(r), _) => format!("not trimmed: {r}"),
+        (None, _) if unknown.is_some() => format!(
             "not trimmed: the change set is unknown: {}",
             unknown.unwrap_or_default()
         ),
-        (None, None, true) => {
+        (None, true) => {
             "dry run: CI glue changed (bin, ci, ...); decisions reported, nothing removed".into()
         }
-        (None, None, false) => format!("trimmed against {against}"),
+        (None, false) => format!("trimmed against {against}"),
     };
     Decision {
         trimmed,
@@ -97,21 +94,17 @@ mod tests {
     fn decide_in_the_references_order() {
         let p = plan(false);
         let glue = plan(true);
-        let err = Diagnostic::new("broken template");
-        let d = decide(None, Ok(&p), None, "main");
+        let d = decide(None, &p, None, "main");
         assert!(d.trimmed && !d.dry_run);
         assert_eq!(d.reason, "trimmed against main");
-        let d = decide(None, Ok(&glue), None, "main");
+        let d = decide(None, &glue, None, "main");
         assert!(!d.trimmed && d.dry_run);
         assert!(d.reason.starts_with("dry run: CI glue changed"));
         // The environment's reason wins over everything, also the glue.
-        let d = decide(Some("CI_TEST_IDS is set"), Ok(&glue), None, "main");
+        let d = decide(Some("CI_TEST_IDS is set"), &glue, None, "main");
         assert!(!d.trimmed && !d.dry_run);
         assert_eq!(d.reason, "not trimmed: CI_TEST_IDS is set");
-        let d = decide(None, Err(&err), None, "main");
-        assert!(!d.trimmed && !d.dry_run);
-        assert_eq!(d.reason, format!("not trimmed: {err}"));
-        let d = decide(None, Ok(&p), Some("shallow clone"), "main");
+        let d = decide(None, &p, Some("shallow clone"), "main");
         assert!(!d.trimmed && !d.dry_run);
         assert_eq!(
             d.reason,

@@ -25,7 +25,12 @@ pub fn run(g: &Global) -> Result<i32, Error> {
         let used = used_images(db, files, options, dir, &graph);
         let images = used.names;
         let mut unsure: Vec<Diagnostic> = imports.unsure.clone();
-        unsure.extend(used.every_image);
+        unsure.extend(imports.unresolved.iter().map(|u| u.diagnostic.clone()));
+        if let Some(why) = used.every_image
+            && !unsure.contains(&why)
+        {
+            unsure.push(why);
+        }
         text.push_str(&format!(
             "{name} ({dir}): {} imports, images: {}\n",
             imports.files.len(),

@@ -9,10 +9,8 @@
 
 use std::io::{IsTerminal, Write};
 use std::mem::ManuallyDrop;
-use std::sync::Arc;
 use std::time::Instant;
 
-use pipetrim_queries::Diagnostic;
 use pipetrim_queries::pipeline::template;
 use pipetrim_queries::plan::{Plan, plan};
 use pipetrim_queries::prime::prime_plan;
@@ -87,18 +85,19 @@ fn trim_pipeline(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
         );
     }
     let no_trim = ctx.no_trim_reason();
-    let plan = usable_plan(plan_result, a.strict)?;
+    // The plan fails only when the template does not load, and that was
+    // checked above: a broken template exits 2 with its file and line in
+    // every mode (SPEC §10), since there is no pipeline to upload.
+    let plan = plan_result?;
+    if a.strict
+        && let Some(e) = plan.errors.first()
+    {
+        return Err(Error::Input(e.clone()));
+    }
     // Test selection first: it counts steps of the untrimmed pipeline.
     ctx.select_tests(&mut pipeline)?;
-    let decision = trim::decide(
-        no_trim.as_deref(),
-        plan.as_deref(),
-        unknown.as_deref(),
-        &against,
-    );
-    if let Ok(p) = &plan {
-        trim::apply(&mut pipeline, p, &decision, s.ws.changes(db).paths(db))?;
-    }
+    let decision = trim::decide(no_trim.as_deref(), &plan, unknown.as_deref(), &against);
+    trim::apply(&mut pipeline, &plan, &decision, s.ws.changes(db).paths(db))?;
     if g.format != Format::Json {
         // The build steps' concurrency groups (and skips) need the image
         // specs of both arches; only the YAML uses them.
@@ -106,12 +105,11 @@ fn trim_pipeline(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
     }
     finish::finish(&mut pipeline, &ctx.finish)
         .map_err(|e| Error::Usage(format!("{}: {e}", tpl.path)))?;
-    let plan = plan.ok();
-    report(plan.as_deref(), &decision.reason);
+    report(&plan, &decision.reason);
     match g.format {
         Format::Json => {
             let d = &decision;
-            let json = trim_json(plan.as_deref(), &tpl, d.trimmed, d.dry_run, &d.reason);
+            let json = trim_json(&plan, d.trimmed, d.dry_run, &d.reason);
             print_out(g, &json, "")
         }
         Format::Text | Format::Dot | Format::Mermaid => write_pipeline(&pipeline, a),
@@ -177,39 +175,11 @@ fn overrides(a: &TrimArgs) -> Overrides {
     }
 }
 
-/// The plan, or why there is none. Without `--strict` a plan that cannot
-/// be computed keeps every step (a warning says why); with it, that and any
-/// error that kept a step fail-safe are fatal.
-fn usable_plan(
-    plan: Result<Arc<Plan>, Diagnostic>,
-    strict: bool,
-) -> Result<Result<Arc<Plan>, Diagnostic>, Error> {
-    match plan {
-        Ok(p) => {
-            if strict && let Some(e) = p.errors.first() {
-                return Err(Error::Input(e.clone()));
-            }
-            Ok(Ok(p))
-        }
-        Err(e) => {
-            if strict {
-                return Err(Error::Input(e));
-            }
-            eprintln!("warning: the plan cannot be computed, every step is kept: {e}");
-            Ok(Err(e))
-        }
-    }
-}
-
 /// The reason and the ✓/✗ report on stderr (colored on a terminal unless
 /// `NO_COLOR`).
-fn report(plan: Option<&Plan>, reason: &str) {
-    if let Some(p) = plan {
-        let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "--- {reason}");
-        let _ = write!(err, "{}", text_report(p, color));
-    } else {
-        eprintln!("--- {reason}");
-    }
+fn report(plan: &Plan, reason: &str) {
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "--- {reason}");
+    let _ = write!(err, "{}", text_report(plan, color));
 }

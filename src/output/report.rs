@@ -2,8 +2,7 @@
 //! prints it, and the JSON plan (`trim --format json`, a stable shape that
 //! README documents).
 
-use pipetrim_queries::pipeline::Template;
-use pipetrim_queries::plan::Plan;
+use pipetrim_queries::plan::{Plan, Reason};
 use serde_json::{Value, json};
 
 pub fn text_report(plan: &Plan, color: bool) -> String {
@@ -50,43 +49,46 @@ pub fn text_report(plan: &Plan, color: bool) -> String {
         }
     }
     for e in &plan.errors {
-        out.push_str(&format!("warning: kept fail-safe: {e}\n"));
+        out.push_str(&format!("warning: {e}\n"));
+        let kept: Vec<&str> = plan
+            .steps
+            .iter()
+            .filter(|d| {
+                d.reasons
+                    .iter()
+                    .any(|r| matches!(r, Reason::FailSafe { diagnostic } if diagnostic == e))
+            })
+            .map(|d| d.id.as_str())
+            .collect();
+        if kept.is_empty() {
+            out.push_str(&format!("{dim}    kept fail-safe: none{reset}\n"));
+        } else {
+            out.push_str(&format!(
+                "{dim}    kept fail-safe:{reset} {}\n",
+                kept.join(" ")
+            ));
+        }
     }
     out
 }
 
 /// `trim --format json`: whether the pipeline was trimmed or dry-run, why,
-/// and every decision. Without a plan (it could not be computed) every
-/// trimmable step of the template is listed as kept.
-pub fn trim_json(
-    plan: Option<&Plan>,
-    template: &Template,
-    trimmed: bool,
-    dry_run: bool,
-    reason: &str,
-) -> Value {
-    let steps: Vec<Value> = match plan {
-        Some(p) => p
-            .steps
-            .iter()
-            .map(|d| {
-                json!({
-                    "id": d.id, "kept": d.kept, "changed": d.kept_on_its_own(),
-                    "depends_on": d.depends_on, "globs": d.globs, "images": d.images,
-                    "changed_inputs": d.changed_inputs, "reasons": d.reasons,
-                })
+/// and every decision.
+pub fn trim_json(plan: &Plan, trimmed: bool, dry_run: bool, reason: &str) -> Value {
+    let steps: Vec<Value> = plan
+        .steps
+        .iter()
+        .map(|d| {
+            json!({
+                "id": d.id, "kept": d.kept, "changed": d.kept_on_its_own(),
+                "depends_on": d.depends_on, "globs": d.globs, "images": d.images,
+                "changed_inputs": d.changed_inputs, "reasons": d.reasons,
             })
-            .collect(),
-        None => template
-            .steps
-            .iter()
-            .filter(|s| s.kind.is_trimmable())
-            .map(|s| json!({"id": s.id, "kept": true, "changed": true}))
-            .collect(),
-    };
+        })
+        .collect();
     json!({
         "trimmed": trimmed, "dry_run": dry_run, "reason": reason,
-        "errors": plan.map(|p| p.errors.clone()).unwrap_or_default(),
+        "errors": plan.errors,
         "steps": steps,
     })
 }

@@ -216,10 +216,10 @@ pub fn uncommitted_parts(root: &Path) -> Result<Uncommitted, Error> {
         .into_iter(Vec::<gix::bstr::BString>::new())
         .map_err(|e| Error::Git(format!("cannot compute the status: {e}")))?;
     let mut out = Uncommitted::default();
+    // A non-UTF-8 name is kept (lossily), as `diff_paths` does: dropping it
+    // made the change invisible. The plan reports such paths.
     let add_to = |set: &mut BTreeSet<String>, p: &[u8]| {
-        if let Ok(s) = std::str::from_utf8(p) {
-            set.insert(s.to_string());
-        }
+        set.insert(String::from_utf8_lossy(p).into_owned());
     };
     for item in iter {
         let item = item.map_err(|e| Error::Git(format!("cannot compute the status: {e}")))?;

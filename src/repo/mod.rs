@@ -5,4 +5,5 @@ pub mod changes;
 pub mod git;
 pub mod gitload;
 pub mod load;
+pub mod roots;
 pub mod session;

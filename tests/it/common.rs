@@ -180,11 +180,16 @@ pub struct Fixture {
 impl Fixture {
     /// A plain copy of the example (no git).
     pub fn plain() -> Self {
+        Self::copy_of(Path::new(EXAMPLE))
+    }
+
+    /// A plain copy of the tree `src` (no git).
+    pub fn copy_of(src: &Path) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let home = tmp.path().join("home");
         let repo = tmp.path().join("repo");
         std::fs::create_dir_all(&home).unwrap();
-        copy_dir(Path::new(EXAMPLE), &repo);
+        copy_dir(src, &repo);
         Fixture { tmp, home, repo }
     }
 

@@ -8,6 +8,7 @@ mod bootstrap;
 mod builder_legacy;
 mod cache;
 mod explain;
+mod failsafe;
 mod fuzz;
 mod generated;
 mod git_diff;

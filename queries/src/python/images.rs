@@ -60,8 +60,14 @@ struct Analysis<'db> {
     files: FileSet,
     options: Options,
     every_image: Option<Diagnostic>,
+    /// The lookups under way (file, owner, name): a lookup that comes back
+    /// to one of them is a cycle (`from a import *` in `b` and back), which
+    /// adds nothing the outer lookup does not already find.
+    active: HashSet<(File, Option<usize>, String)>,
 }
 
+/// How many imports, aliases and attributes a lookup follows before it gives
+/// up; giving up makes the composition use every image (fail safe).
 const MAX_DEPTH: usize = 32;
 
 impl<'db> Analysis<'db> {
@@ -84,10 +90,38 @@ impl<'db> Analysis<'db> {
         name: &str,
         depth: usize,
     ) -> Vec<Target> {
-        let mut out = Vec::new();
         if depth > MAX_DEPTH {
-            return out;
+            // A lookup that gives up must not read as "nothing there".
+            let path = file.path(self.db).clone();
+            self.unknown(
+                Diagnostic::in_file(
+                    &path,
+                    format!(
+                        "gave up looking up `{name}`: more than {MAX_DEPTH} nested imports, \
+                         aliases or attributes"
+                    ),
+                )
+                .hint("the composition is taken to use every image"),
+            );
+            return Vec::new();
         }
+        let key = (file, owner, name.to_string());
+        if !self.active.insert(key.clone()) {
+            return Vec::new();
+        }
+        let out = self.lookup_name_inner(file, owner, name, depth);
+        self.active.remove(&key);
+        out
+    }
+
+    fn lookup_name_inner(
+        &mut self,
+        file: File,
+        owner: Option<usize>,
+        name: &str,
+        depth: usize,
+    ) -> Vec<Target> {
+        let mut out = Vec::new();
         let db = self.db;
         let summary = self.summary(file);
         let path = file.path(db).as_str();
@@ -219,19 +253,18 @@ pub fn composition_images(
         files,
         options,
         every_image: None,
+        active: HashSet::new(),
     };
     let summary = module_summary(db, composition);
     let comp_path = composition.path(db).clone();
     if let Some(err) = &summary.parse_error {
+        // The same note as the import closure's: the plan reports it once.
         return CompositionImages {
-            every_image: Some(
-                Diagnostic::in_file(
-                    &comp_path,
-                    format!("the composition cannot be analysed: {}", err.message),
-                )
-                .at_line(err.line)
-                .hint("it is taken to use every image"),
-            ),
+            every_image: Some(super::unparseable(
+                &comp_path,
+                err,
+                options.python_roots(db),
+            )),
             ..CompositionImages::default()
         };
     }

@@ -58,7 +58,9 @@ pub fn module_index(db: &dyn Db, files: FileSet, options: Options) -> ModuleInde
     for root in options.python_roots(db) {
         let root = root.trim_end_matches('/');
         for path in files.under(db, root) {
-            let rel = &path[root.len() + 1..];
+            let Some(rel) = paths::relative(path, root) else {
+                continue;
+            };
             if let Some(name) = module_name(rel)
                 && !index.by_name.contains_key(&name)
             {
@@ -93,11 +95,43 @@ pub struct Edge {
     pub type_checking: bool,
 }
 
+/// An absolute import that finds nothing under the Python roots although
+/// the repository holds a package of that name elsewhere: the roots are
+/// probably wrong (`--python-root ci`), and what the import loads is
+/// unknown. Treated fail safe (SPEC §10), like a file that does not parse.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Unresolved {
+    pub diagnostic: Diagnostic,
+    /// The package directories of that name (sorted).
+    pub packages: Vec<String>,
+    pub in_function: bool,
+    pub type_checking: bool,
+}
+
+/// Package directories (those with `__init__.py`) by their name, over the
+/// whole checkout: where an import that the roots do not resolve may point.
+#[salsa::tracked(returns(ref))]
+pub fn package_dirs(db: &dyn Db, files: FileSet) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for p in files.paths(db).iter() {
+        if let Some(dir) = p.strip_suffix("/__init__.py") {
+            out.entry(paths::file_name(dir).to_string())
+                .or_default()
+                .push(dir.to_string());
+        }
+    }
+    out
+}
+
 /// A file's imports, resolved to first-party files.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct DirectImports {
     pub edges: Vec<Edge>,
-    /// Fail-safe notes (the file does not parse, …).
+    /// Absolute imports of a package that exists, but not under the roots.
+    pub unresolved: Vec<Unresolved>,
+    /// Set when the file cannot be parsed (or read): its imports are
+    /// unknown, and every composition whose closure reaches it depends on
+    /// every first-party module (see [`ImportClosure::unsure`]).
     pub unsure: Vec<Diagnostic>,
 }
 
@@ -198,18 +232,39 @@ fn import_targets(db: &dyn Db, lookup: &Lookup, importer: &str, imp: &Import) ->
     out
 }
 
+/// For an absolute import whose top-level package the roots do not hold
+/// (stdlib and third-party imports, as a rule), the package directories of
+/// that name elsewhere in the checkout, if there are any.
+fn misplaced_package<'i>(
+    db: &dyn Db,
+    packages: &BTreeMap<String, Vec<String>>,
+    lookup: &Lookup,
+    imp: &'i Import,
+) -> Option<(&'i str, Vec<String>)> {
+    if imp.level != 0 {
+        return None;
+    }
+    let first = imp.module.split('.').next().filter(|f| !f.is_empty())?;
+    // Cheapest test first: almost no import names a package of the checkout.
+    let dirs = packages.get(first)?;
+    if lookup.find(db, first).is_some() || lookup.index.namespaces.contains(first) {
+        return None;
+    }
+    Some((first, dirs.clone()))
+}
+
 /// The modules of a package directory: its `*.py` files and its
 /// subpackages' `__init__.py`.
-fn package_modules(db: &dyn Db, files: FileSet, dir: &str, recursive: bool) -> Vec<String> {
+fn package_modules(db: &dyn Db, files: FileSet, dir: &str) -> Vec<String> {
     files
         .under(db, dir)
         .iter()
         .filter(|p| p.ends_with(".py"))
         .filter(|p| {
-            let rest = &p[dir.len() + usize::from(!dir.is_empty())..];
-            recursive
-                || !rest.contains('/')
-                || rest.matches('/').count() == 1 && rest.ends_with("/__init__.py")
+            paths::relative(p, dir).is_some_and(|rest| {
+                !rest.contains('/')
+                    || rest.matches('/').count() == 1 && rest.ends_with("/__init__.py")
+            })
         })
         .cloned()
         .collect()
@@ -249,25 +304,15 @@ pub fn direct_imports(db: &dyn Db, files: FileSet, options: Options, file: File)
     let mut out = DirectImports::default();
     let dir = paths::parent(path);
     if let Some(err) = &summary.parse_error {
-        // Fail safe: the whole package directory counts as imported.
-        for target in package_modules(db, files, dir, true) {
-            if target != path {
-                out.edges.push(Edge {
-                    target,
-                    line: err.line.unwrap_or(1),
-                    in_function: false,
-                    type_checking: false,
-                });
-            }
-        }
-        out.unsure.push(
-            Diagnostic::in_file(path, format!("cannot read the imports: {}", err.message))
-                .at_line(err.line)
-                .hint(format!("every module under `{dir}` is counted as imported")),
-        );
+        // Fail safe (SPEC §10): its imports are unknown, so every module
+        // under the first-party roots counts as imported. The closure carries
+        // the note; the plan gives it its reach.
+        out.unsure
+            .push(super::unparseable(path, err, options.python_roots(db)));
         return out;
     }
     let run_at_load = functions_run_at_load(summary);
+    let packages = package_dirs(db, files);
     for imp in &summary.imports {
         // A function called at load time runs its imports at load time.
         let in_function = imp.in_function && !imp.owner.is_some_and(|o| run_at_load.contains(&o));
@@ -279,10 +324,32 @@ pub fn direct_imports(db: &dyn Db, files: FileSet, options: Options, file: File)
                 type_checking: imp.type_checking,
             });
         }
+        if let Some((name, dirs)) = misplaced_package(db, packages, &lookup, imp) {
+            // About the roots, not this file: one diagnostic per package
+            // name, equal wherever it is imported (the plan reports it once).
+            let roots = options.python_roots(db).join("`, `");
+            let shown = dirs.join("`, `");
+            let u = Unresolved {
+                diagnostic: Diagnostic::new(format!(
+                    "imports of `{name}` find nothing under the Python roots (`{roots}`), but \
+                     the checkout has a package of that name: `{shown}`"
+                ))
+                .hint(
+                    "is --python-root right? Meanwhile every file of that package and every \
+                     image count as inputs of the compositions that import it",
+                ),
+                packages: dirs,
+                in_function,
+                type_checking: imp.type_checking,
+            };
+            if !out.unresolved.contains(&u) {
+                out.unresolved.push(u);
+            }
+        }
     }
     for d in &summary.dynamic_imports {
         // The module is computed at run time: every module of the package.
-        for target in package_modules(db, files, dir, false) {
+        for target in package_modules(db, files, dir) {
             if target != path {
                 out.edges.push(Edge {
                     target,
@@ -314,7 +381,15 @@ pub struct ImportClosure {
     /// top-level package only: not `materialize/__init__.py`, not the
     /// composition).
     pub files: Vec<String>,
+    /// Files of the closure (the composition included) that cannot be
+    /// parsed. Each one's imports are unknown, so the composition depends on
+    /// every first-party module under the Python roots (SPEC §10): the plan
+    /// keeps its steps when any `*.py` under a root changes.
     pub unsure: Vec<Diagnostic>,
+    /// Followed imports of packages that exist outside the roots (see
+    /// [`Unresolved`]): the plan keeps the composition's steps when a file
+    /// of such a package, or of any image, changes.
+    pub unresolved: Vec<Unresolved>,
     /// For every file reached (listed or not), the edge that first reached it.
     pub via: BTreeMap<String, Via>,
 }
@@ -336,6 +411,12 @@ pub fn composition_imports(
     while let Some((path, file)) = queue.pop_front() {
         let direct = direct_imports(db, files, options, file);
         out.unsure.extend(direct.unsure.iter().cloned());
+        for u in &direct.unresolved {
+            let followed = !u.type_checking && (lazy || !u.in_function);
+            if followed && !out.unresolved.contains(u) {
+                out.unresolved.push(u.clone());
+            }
+        }
         for e in &direct.edges {
             if e.type_checking || (e.in_function && !lazy) {
                 continue;

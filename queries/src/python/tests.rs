@@ -459,11 +459,13 @@ fn dynamic_import_pulls_in_the_package_directory() {
 }
 
 #[test]
-fn a_file_that_does_not_parse_imports_its_package_directory() {
+fn a_file_that_does_not_parse_is_an_unsure_note_reaching_the_roots() {
     let c = closure(BASE, false, "test/br/mzcompose.py");
+    // What could be read is listed; the rest is the note's reach (every
+    // module under the roots, given by the plan), not a guess here.
     assert!(
         c.files
-            .contains(&"misc/python/materialize/broken/sibling.py".to_string())
+            .contains(&"misc/python/materialize/broken/bad.py".to_string())
     );
     assert_eq!(c.unsure.len(), 1);
     assert_eq!(
@@ -471,6 +473,92 @@ fn a_file_that_does_not_parse_imports_its_package_directory() {
         Some("misc/python/materialize/broken/bad.py")
     );
     assert_eq!(c.unsure[0].line, Some(1));
+    assert!(
+        c.unsure[0].message.starts_with("cannot be parsed: "),
+        "{}",
+        c.unsure[0]
+    );
+    assert!(
+        c.unsure[0]
+            .hint
+            .as_deref()
+            .is_some_and(|h| h.contains("every Python module under `misc/python`")),
+        "{}",
+        c.unsure[0]
+    );
+}
+
+#[test]
+fn a_composition_that_does_not_parse_is_one_note_for_imports_and_images() {
+    let files = &[
+        ("misc/python/materialize/__init__.py", ""),
+        (
+            "test/bad/mzcompose.py",
+            "import materialize\ndef broken(:\n",
+        ),
+    ];
+    let (db, ws) = repo(files, false);
+    let f = db.file("test/bad/mzcompose.py");
+    let c = composition_imports(&db, ws.files(&db), ws.options(&db), f);
+    let i = composition_images(&db, ws.files(&db), ws.options(&db), f);
+    assert_eq!(c.unsure.len(), 1);
+    assert_eq!(c.unsure[0].line, Some(2));
+    assert_eq!(i.every_image.as_ref(), Some(&c.unsure[0]));
+}
+
+#[test]
+fn a_lookup_past_the_depth_bound_means_every_image() {
+    // `Deep` is re-exported through 40 modules: more than the bound.
+    let mut files: Vec<(String, String)> = vec![
+        ("misc/python/materialize/__init__.py".into(), String::new()),
+        (
+            "test/deep/mzcompose.py".into(),
+            "from materialize.m0 import Deep\nSERVICES = [Deep()]\n".into(),
+        ),
+    ];
+    for i in 0..40 {
+        files.push((
+            format!("misc/python/materialize/m{i}.py"),
+            format!("from materialize.m{} import *\n", i + 1),
+        ));
+    }
+    files.push((
+        "misc/python/materialize/m40.py".into(),
+        "class Deep:\n    def __init__(self):\n        self.config = {\"mzbuild\": \"deep\"}\n"
+            .into(),
+    ));
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    let (db, ws) = repo(&refs, false);
+    let f = db.file("test/deep/mzcompose.py");
+    let i = composition_images(&db, ws.files(&db), ws.options(&db), f);
+    let d = i.every_image.as_ref().expect("gave up: every image");
+    assert!(d.message.contains("gave up looking up"), "{d}");
+
+    // A cycle of star imports is not a deep chain: it ends, and the
+    // definition found on the way counts.
+    let files = &[
+        ("misc/python/materialize/__init__.py", ""),
+        (
+            "misc/python/materialize/a.py",
+            "from materialize.b import *\nclass A:\n    def __init__(self):\n        self.config = {\"mzbuild\": \"aa\"}\n",
+        ),
+        (
+            "misc/python/materialize/b.py",
+            "from materialize.a import *\n",
+        ),
+        (
+            "test/cyc/mzcompose.py",
+            "from materialize.b import A, Missing\nSERVICES = [A(), Missing()]\n",
+        ),
+    ];
+    let (db, ws) = repo(files, false);
+    let f = db.file("test/cyc/mzcompose.py");
+    let i = composition_images(&db, ws.files(&db), ws.options(&db), f);
+    assert_eq!(i.every_image, None);
+    assert_eq!(i.names, ["aa"]);
 }
 
 #[test]

@@ -1,0 +1,1 @@
+"""mzcompose: compositions of services."""
