@@ -161,7 +161,11 @@ impl Loader for DiskLoader {
 fn read_checked(full: &Path) -> (FileContent, Option<std::fs::Metadata>) {
     let target = match std::fs::metadata(full) {
         Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        // A dangling symlink exists but cannot be read.
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && std::fs::symlink_metadata(full).is_err() =>
+        {
             return (FileContent::Missing, None);
         }
         Err(e) => return (FileContent::Unreadable(e.to_string()), None),
