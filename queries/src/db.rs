@@ -204,6 +204,26 @@ pub struct Workspace {
     pub options: Options,
 }
 
+/// How often a file is expected to change, for salsa: the files the model
+/// parses (Python, manifests, image definitions, templates) are MEDIUM, like
+/// the file list; sources, which only fingerprints hash, are LOW. So an edit
+/// of a source does not make salsa re-verify the model (step inputs, import
+/// closures, the image graph): only what hashes or matches changed paths.
+pub fn durability_of(path: &str) -> Durability {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let model = name.ends_with(".py")
+        || name == "Cargo.toml"
+        || name == "mzbuild.yml"
+        || name == "Dockerfile"
+        || name.ends_with(".yml")
+        || name.ends_with(".yaml");
+    if model {
+        Durability::MEDIUM
+    } else {
+        Durability::LOW
+    }
+}
+
 /// Reads a file for the engine. Implemented by the edges (disk, tests).
 pub trait Loader: Send + Sync {
     fn load(&self, path: &str) -> (FileContent, FileMode);
@@ -320,6 +340,18 @@ impl Database {
         changed
     }
 
+    /// The loaded paths at or below `path` (a file or a directory).
+    pub fn loaded_under(&self, path: &str) -> Vec<String> {
+        self.files
+            .iter()
+            .map(|e| e.key().clone())
+            .filter(|k| {
+                k.strip_prefix(path)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            })
+            .collect()
+    }
+
     /// Paths a query has read so far (the ones a watcher must refresh).
     pub fn loaded_paths(&self) -> Vec<String> {
         self.files.iter().map(|e| e.key().clone()).collect()
@@ -362,10 +394,11 @@ impl Db for Database {
             return *f;
         }
         let (stamp, mode) = self.loader.stamp(path);
-        *self
-            .files
-            .entry(path.to_string())
-            .or_insert_with(|| File::new(self, path.to_string(), stamp, mode))
+        *self.files.entry(path.to_string()).or_insert_with(|| {
+            File::builder(path.to_string(), stamp, mode)
+                .durability(durability_of(path))
+                .new(self)
+        })
     }
 
     fn loader(&self) -> &dyn Loader {
