@@ -730,6 +730,9 @@ pub fn run(
     let mut engine = WatchEngine::open(&root, opts, base)?;
     let first = engine.evaluate();
     emit(&first, output)?;
+    // New cache entries are written after each answer (not at exit, which
+    // a watcher never reaches cleanly), and the file is not held between.
+    crate::cache::flush_all();
     loop {
         let mut batch: Vec<PathChange> = Vec::new();
         let mut stop = false;
@@ -771,6 +774,7 @@ pub fn run(
         if !ev.quiet {
             emit(&ev, output)?;
         }
+        crate::cache::flush_all();
     }
     drop(watcher);
     let _ = std::io::stdout().flush();
