@@ -12,6 +12,10 @@ use std::time::Instant;
 use pipetrim::repo::session::SessionOptions;
 use pipetrim::watch::{PathChange, WatchEngine};
 
+/// The allocator of the `pipetrim` binary, so the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let root = PathBuf::from(args.next().ok_or("usage: watch_latency DIR [BASE]")?);
