@@ -40,6 +40,13 @@ pub struct Global {
     /// Also follow imports inside function bodies (SPEC §4.2).
     #[arg(long, global = true)]
     pub lazy_imports: bool,
+    /// Where per-file results are kept across runs (default:
+    /// $PIPETRIM_CACHE_DIR, else the platform cache directory + `pipetrim`).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Run without the persistent cache (neither read nor written).
+    #[arg(long, global = true)]
+    pub no_cache: bool,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -289,12 +296,35 @@ impl Global {
                 &defaults.python_roots,
             )?,
             lazy_imports: self.lazy_imports,
+            cache_dir: if self.no_cache {
+                None
+            } else {
+                self.cache_dir.clone().or_else(crate::cache::default_dir)
+            },
         })
     }
 }
 
 /// Runs one parsed command line; `Ok` carries the exit code.
 pub fn run(cli: Cli) -> Result<i32, Error> {
+    let result = run_command(&cli);
+    // New cache entries are written once, at the end.
+    let t = std::time::Instant::now();
+    let stats = crate::cache::flush_all();
+    if std::env::var_os("PIPETRIM_TIMINGS").is_some() {
+        eprintln!(
+            "timings: cache {} hits, {} misses, {} written, {} evicted, flush {:?}",
+            stats.hits,
+            stats.misses,
+            stats.written,
+            stats.evicted,
+            t.elapsed()
+        );
+    }
+    result
+}
+
+fn run_command(cli: &Cli) -> Result<i32, Error> {
     let g = &cli.global;
     match &cli.command {
         Command::Images => commands::images::run(g),

@@ -13,6 +13,7 @@
 //! - [`output`]: the decision report, evidence chains and the graph;
 //! - [`watch`] and [`soak`]: the long-running engines.
 
+pub mod cache;
 pub mod ci;
 pub mod cli;
 pub mod commands;

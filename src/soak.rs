@@ -201,6 +201,9 @@ pub fn soak(
         report.rss_last_kib = rss;
         report.elapsed = t0.elapsed();
         progress(i, commit, &report);
+        // Each commit's new cache entries are written as the walk goes, so
+        // they do not pile up in memory.
+        crate::cache::flush_all();
     }
     report.peak_rss_kib = proc_status_kib("VmHWM");
     report.elapsed = t0.elapsed();

@@ -81,6 +81,9 @@ pub fn walk(
         }
         last = Some(*commit);
         progress(i + 1, chain.len(), commit);
+        // As the soak: each commit's new cache entries are written as the
+        // walk goes, so they do not pile up in memory.
+        crate::cache::flush_all();
     }
     Ok(Walk {
         builder,

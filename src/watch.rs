@@ -193,16 +193,23 @@ impl WatchEngine {
         let mut touched = BTreeSet::new();
         let mut rescan = events.len() > FLOOD || events.contains(&PathChange::Rescan);
         let mut git_moved = false;
-        let mut set: BTreeSet<String> = self.session.files().iter().cloned().collect();
-        let loaded: BTreeSet<String> = self.session.db.loaded_paths().into_iter().collect();
+        // The file list is copied only when it changes (a file created or
+        // deleted): an edit looks paths up in the sorted list as it is.
+        let base = self
+            .session
+            .ws
+            .files(&self.session.db)
+            .paths(&self.session.db)
+            .clone();
+        let mut set: Option<BTreeSet<String>> = None;
         let mut excludes = Excludes::new(&root);
         let mut set_changed = false;
         let mut new_files: Vec<String> = Vec::new();
         if rescan {
             git_moved = true;
-            for p in &loaded {
-                if self.session.db.reload(p) {
-                    touched.insert(p.clone());
+            for p in self.session.db.loaded_paths() {
+                if self.session.db.reload(&p) {
+                    touched.insert(p);
                 }
             }
         }
@@ -230,14 +237,9 @@ impl WatchEngine {
             }
             // Whatever was read from this path or below it is re-read.
             let mut reloaded = false;
-            for l in
-                loaded.range::<str, _>((std::ops::Bound::Included(p), std::ops::Bound::Unbounded))
-            {
-                if l != p && !is_under(l, p) {
-                    break;
-                }
-                if self.session.db.reload(l) {
-                    touched.insert(l.clone());
+            for l in self.session.db.loaded_under(p) {
+                if self.session.db.reload(&l) {
+                    touched.insert(l);
                     reloaded = true;
                 }
             }
@@ -246,8 +248,14 @@ impl WatchEngine {
                 touched.insert(p.to_string());
                 continue;
             }
-            let in_set = set.contains(p);
-            let children = has_children(&set, p);
+            let in_set = match &set {
+                Some(s) => s.contains(p),
+                None => base.binary_search_by(|x| x.as_str().cmp(p)).is_ok(),
+            };
+            let children = match &set {
+                Some(s) => has_children(s, p),
+                None => sorted_has_children(&base, p),
+            };
             match std::fs::symlink_metadata(root.join(p)) {
                 Ok(meta) if meta.is_dir() => {
                     if children || !excludes.is_excluded(p, true) {
@@ -261,7 +269,8 @@ impl WatchEngine {
                     if in_set {
                         touched.insert(p.to_string());
                     } else if excludes.is_tracked(p) {
-                        set.insert(p.to_string());
+                        set.get_or_insert_with(|| base.iter().cloned().collect())
+                            .insert(p.to_string());
                         set_changed = true;
                         touched.insert(p.to_string());
                     } else {
@@ -277,7 +286,8 @@ impl WatchEngine {
                         rescan = true;
                         touched.insert(p.to_string());
                     } else if in_set {
-                        set.remove(p);
+                        set.get_or_insert_with(|| base.iter().cloned().collect())
+                            .remove(p);
                         set_changed = true;
                         touched.insert(p.to_string());
                     } else if reloaded {
@@ -290,7 +300,8 @@ impl WatchEngine {
             let query: Vec<(&str, bool)> = new_files.iter().map(|p| (p.as_str(), false)).collect();
             for (p, ignored) in new_files.iter().zip(excludes.excluded(&query)) {
                 if !ignored {
-                    set.insert(p.clone());
+                    set.get_or_insert_with(|| base.iter().cloned().collect())
+                        .insert(p.clone());
                     set_changed = true;
                     touched.insert(p.clone());
                 }
@@ -301,7 +312,7 @@ impl WatchEngine {
                 Ok(files) => self.session.set_files(files),
                 Err(e) => eprintln!("warning: cannot list the files of the checkout: {e}"),
             }
-        } else if set_changed {
+        } else if set_changed && let Some(set) = set {
             self.session.set_files(set.into_iter().collect());
         }
         if git_moved {
@@ -477,11 +488,14 @@ impl WatchEngine {
     }
 }
 
-fn is_under(path: &str, dir: &str) -> bool {
-    path.len() > dir.len() && path.starts_with(dir) && path.as_bytes()[dir.len()] == b'/'
+/// Whether the sorted set holds a path below directory `dir`.
+/// [`has_children`] on a sorted list.
+fn sorted_has_children(sorted: &[String], dir: &str) -> bool {
+    let prefix = format!("{dir}/");
+    let at = sorted.partition_point(|p| p.as_str() < prefix.as_str());
+    sorted.get(at).is_some_and(|p| p.starts_with(&prefix))
 }
 
-/// Whether the sorted set holds a path below directory `dir`.
 fn has_children(set: &BTreeSet<String>, dir: &str) -> bool {
     let prefix = format!("{dir}/");
     set.range::<str, _>((
@@ -716,6 +730,9 @@ pub fn run(
     let mut engine = WatchEngine::open(&root, opts, base)?;
     let first = engine.evaluate();
     emit(&first, output)?;
+    // New cache entries are written after each answer (not at exit, which
+    // a watcher never reaches cleanly), and the file is not held between.
+    crate::cache::flush_all();
     loop {
         let mut batch: Vec<PathChange> = Vec::new();
         let mut stop = false;
@@ -757,6 +774,7 @@ pub fn run(
         if !ev.quiet {
             emit(&ev, output)?;
         }
+        crate::cache::flush_all();
     }
     drop(watcher);
     let _ = std::io::stdout().flush();

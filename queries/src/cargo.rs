@@ -4,12 +4,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::db::{Db, File, FileSet};
+use crate::db::{Db, File, FileContent, FileSet, content_text};
 use crate::diag::Diagnostic;
 use crate::paths;
 
 /// What one crate's `Cargo.toml` says.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Manifest {
     pub name: String,
     pub dependencies: BTreeSet<String>,
@@ -156,23 +156,38 @@ fn toml_error(path: &str, text: &str, e: toml::de::Error) -> Diagnostic {
         .hint("fix the TOML syntax")
 }
 
-fn parse_toml(db: &dyn Db, file: File) -> Result<toml::Table, Diagnostic> {
-    let path = file.path(db);
-    let text = file.text(db).map_err(|e| Diagnostic::in_file(path, e))?;
-    text.parse::<toml::Table>()
-        .map_err(|e| toml_error(path, text, e))
+fn parse_toml<'a>(
+    path: &str,
+    content: &'a FileContent,
+) -> Result<(toml::Table, &'a str), Diagnostic> {
+    let text = content_text(content).map_err(|e| Diagnostic::in_file(path, e))?;
+    let table = text
+        .parse::<toml::Table>()
+        .map_err(|e| toml_error(path, text, e))?;
+    Ok((table, text))
 }
 
-/// Parses one crate manifest.
+/// Parses one crate manifest. A successful parse is kept in the persistent
+/// cache (errors name the path, so they are recomputed).
 #[salsa::tracked(returns(ref))]
 pub fn manifest(db: &dyn Db, file: File) -> Result<Manifest, Diagnostic> {
-    let path = file.path(db).clone();
-    let t = parse_toml(db, file)?;
-    let text = file.text(db).unwrap_or_default();
+    let path = file.path(db);
+    crate::cache::leaf(
+        db,
+        crate::cache::Kind::Manifest,
+        file,
+        |content| parse_manifest(path, content),
+        |r| r.as_ref().ok().cloned(),
+        Ok,
+    )
+}
+
+fn parse_manifest(path: &str, content: &FileContent) -> Result<Manifest, Diagnostic> {
+    let (t, text) = parse_toml(path, content)?;
     let err =
-        |msg: &str, needle: &str| Diagnostic::in_file(&path, msg.to_string()).near(text, needle);
+        |msg: &str, needle: &str| Diagnostic::in_file(path, msg.to_string()).near(text, needle);
     let Some(package) = t.get("package").and_then(|p| p.as_table()) else {
-        return Err(Diagnostic::in_file(&path, "missing `[package]` table")
+        return Err(Diagnostic::in_file(path, "missing `[package]` table")
             .hint("a workspace member's Cargo.toml needs `[package]` with a `name`"));
     };
     let Some(name) = package.get("name").and_then(|n| n.as_str()) else {
@@ -236,19 +251,34 @@ pub fn manifest(db: &dyn Db, file: File) -> Result<Manifest, Diagnostic> {
 }
 
 /// The root manifest's `[workspace]` keys we need.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct WorkspaceManifest {
     pub members: Vec<String>,
     pub exclude: Vec<String>,
     pub rust_version: Option<String>,
 }
 
+/// Kept in the persistent cache when it parses.
 #[salsa::tracked(returns(ref))]
 pub fn workspace_manifest(db: &dyn Db, file: File) -> Result<WorkspaceManifest, Diagnostic> {
-    let path = file.path(db).clone();
-    let t = parse_toml(db, file)?;
+    let path = file.path(db);
+    crate::cache::leaf(
+        db,
+        crate::cache::Kind::WorkspaceManifest,
+        file,
+        |content| parse_workspace_manifest(path, content),
+        |r| r.as_ref().ok().cloned(),
+        Ok,
+    )
+}
+
+fn parse_workspace_manifest(
+    path: &str,
+    content: &FileContent,
+) -> Result<WorkspaceManifest, Diagnostic> {
+    let (t, _) = parse_toml(path, content)?;
     let Some(ws) = t.get("workspace").and_then(|w| w.as_table()) else {
-        return Err(Diagnostic::in_file(&path, "missing `[workspace]` table")
+        return Err(Diagnostic::in_file(path, "missing `[workspace]` table")
             .hint("the root Cargo.toml must define the workspace"));
     };
     let list = |key: &str| -> Result<Vec<String>, Diagnostic> {
@@ -258,12 +288,12 @@ pub fn workspace_manifest(db: &dyn Db, file: File) -> Result<WorkspaceManifest, 
                 .iter()
                 .map(|i| {
                     i.as_str().map(str::to_string).ok_or_else(|| {
-                        Diagnostic::in_file(&path, format!("`workspace.{key}` must hold strings"))
+                        Diagnostic::in_file(path, format!("`workspace.{key}` must hold strings"))
                     })
                 })
                 .collect(),
             Some(_) => Err(Diagnostic::in_file(
-                &path,
+                path,
                 format!("`workspace.{key}` must be an array"),
             )),
         }

@@ -49,27 +49,104 @@ impl FileMode {
     }
 }
 
-/// One file of the checkout. Deletion is a content change (`Missing`), since
-/// salsa inputs cannot be deleted.
+/// What identifies a file's content: the git blob id of the bytes the
+/// loader returns (for a symlink the disk loader follows, the id of the
+/// target's bytes). The edges read it from the git index or a tree when the
+/// work tree agrees, so most files are identified without being read; the
+/// persistent cache is keyed by it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Stamp {
+    Blob([u8; 20]),
+    /// The path does not exist (or is not a regular file).
+    Missing,
+    /// The path exists but could not be read; the reason is kept for reports.
+    Unreadable(String),
+}
+
+impl Stamp {
+    /// The stamp of content already in memory (hashes the bytes).
+    pub fn of(content: &FileContent) -> Stamp {
+        match content {
+            FileContent::Bytes(b) => Stamp::Blob(blob_id(b)),
+            FileContent::Missing => Stamp::Missing,
+            FileContent::Unreadable(why) => Stamp::Unreadable(why.clone()),
+        }
+    }
+
+    pub fn blob(&self) -> Option<&[u8; 20]> {
+        match self {
+            Stamp::Blob(b) => Some(b),
+            _ => None,
+        }
+    }
+}
+
+/// The git blob id of `bytes` (what `git hash-object` prints).
+pub fn blob_id(bytes: &[u8]) -> [u8; 20] {
+    use sha1::{Digest, Sha1};
+    let mut h = Sha1::new();
+    h.update(format!("blob {}\0", bytes.len()).as_bytes());
+    h.update(bytes);
+    h.finalize().into()
+}
+
+/// One file of the checkout. Deletion is a stamp change (`Missing`), since
+/// salsa inputs cannot be deleted. The content is not an input: it is read
+/// through the loader on demand ([`File::content`]), so a query answered
+/// from the persistent cache never reads the file.
 #[salsa::input(debug)]
 pub struct File {
     #[returns(ref)]
     pub path: String,
     #[returns(ref)]
-    pub content: FileContent,
+    pub stamp: Stamp,
     #[returns(copy)]
     pub mode: FileMode,
 }
 
+/// A file's content as read, and whether the loader vouches that it is the
+/// content the stamp names (only then may results be cached under the stamp).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Loaded {
+    pub content: FileContent,
+    pub verified: bool,
+}
+
+/// Reads the content of `file`; re-runs only when its stamp changes.
+#[salsa::tracked(returns(ref))]
+pub fn file_content(db: &dyn Db, file: File) -> Loaded {
+    match file.stamp(db) {
+        Stamp::Missing => Loaded {
+            content: FileContent::Missing,
+            verified: true,
+        },
+        Stamp::Unreadable(why) => Loaded {
+            content: FileContent::Unreadable(why.clone()),
+            verified: true,
+        },
+        stamp @ Stamp::Blob(_) => db.loader().load_stamped(file.path(db), stamp),
+    }
+}
+
 impl File {
+    /// The content (read on first use, then memoized until the stamp changes).
+    pub fn content(self, db: &dyn Db) -> &FileContent {
+        &file_content(db, self).content
+    }
+
     /// The content as UTF-8 text, or a message saying why it is not.
     pub fn text(self, db: &dyn Db) -> Result<&str, String> {
-        match self.content(db) {
-            FileContent::Bytes(b) => std::str::from_utf8(b)
-                .map_err(|e| format!("is not valid UTF-8 (byte {})", e.valid_up_to())),
-            FileContent::Missing => Err("does not exist".to_string()),
-            FileContent::Unreadable(why) => Err(format!("cannot be read: {why}")),
-        }
+        content_text(self.content(db))
+    }
+}
+
+/// Content as UTF-8 text, or a message saying why it is not.
+pub fn content_text(content: &FileContent) -> Result<&str, String> {
+    match content {
+        FileContent::Bytes(b) => std::str::from_utf8(b)
+            .map_err(|e| format!("is not valid UTF-8 (byte {})", e.valid_up_to())),
+        FileContent::Missing => Err("does not exist".to_string()),
+        FileContent::Unreadable(why) => Err(format!("cannot be read: {why}")),
     }
 }
 
@@ -127,9 +204,46 @@ pub struct Workspace {
     pub options: Options,
 }
 
+/// How often a file is expected to change, for salsa: the files the model
+/// parses (Python, manifests, image definitions, templates) are MEDIUM, like
+/// the file list; sources, which only fingerprints hash, are LOW. So an edit
+/// of a source does not make salsa re-verify the model (step inputs, import
+/// closures, the image graph): only what hashes or matches changed paths.
+pub fn durability_of(path: &str) -> Durability {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let model = name.ends_with(".py")
+        || name == "Cargo.toml"
+        || name == "mzbuild.yml"
+        || name == "Dockerfile"
+        || name.ends_with(".yml")
+        || name.ends_with(".yaml");
+    if model {
+        Durability::MEDIUM
+    } else {
+        Durability::LOW
+    }
+}
+
 /// Reads a file for the engine. Implemented by the edges (disk, tests).
 pub trait Loader: Send + Sync {
     fn load(&self, path: &str) -> (FileContent, FileMode);
+
+    /// The file's stamp and mode, without reading it where the loader knows
+    /// the blob id (from the git index or a tree). By default: read and hash.
+    fn stamp(&self, path: &str) -> (Stamp, FileMode) {
+        let (content, mode) = self.load(path);
+        (Stamp::of(&content), mode)
+    }
+
+    /// The content the engine holds `stamp` for. `verified` only if the
+    /// bytes are known to be that blob (by default: hashed and compared), so
+    /// a file that changed since it was stamped is never cached under the
+    /// old stamp.
+    fn load_stamped(&self, path: &str, stamp: &Stamp) -> Loaded {
+        let (content, _) = self.load(path);
+        let verified = Stamp::of(&content) == *stamp;
+        Loaded { content, verified }
+    }
 }
 
 /// A loader over an in-memory map, for tests and generated repositories.
@@ -149,8 +263,12 @@ impl Loader for MemoryLoader {
 
 #[salsa::db]
 pub trait Db: salsa::Database {
-    /// The input for `path`, created (and read through the loader) on first use.
+    /// The input for `path`, created (and stamped through the loader) on first use.
     fn file(&self, path: &str) -> File;
+    /// The loader contents are read through.
+    fn loader(&self) -> &dyn Loader;
+    /// The persistent cache of leaf results, if the edges installed one.
+    fn leaf_cache(&self) -> Option<&dyn crate::cache::LeafCache>;
 }
 
 /// Which queries ran: salsa's `WillExecute` events, for tests that prove reuse.
@@ -162,6 +280,7 @@ pub struct Database {
     storage: salsa::Storage<Self>,
     files: Arc<DashMap<String, File>>,
     loader: Arc<dyn Loader>,
+    cache: Option<Arc<dyn crate::cache::LeafCache>>,
 }
 
 impl Database {
@@ -170,7 +289,14 @@ impl Database {
             storage: salsa::Storage::new(None),
             files: Arc::default(),
             loader,
+            cache: None,
         }
+    }
+
+    /// Installs a persistent cache of leaf results (keyed by content, so it
+    /// never changes an answer).
+    pub fn set_leaf_cache(&mut self, cache: Option<Arc<dyn crate::cache::LeafCache>>) {
+        self.cache = cache;
     }
 
     /// A database that records the name of every query it executes.
@@ -189,21 +315,22 @@ impl Database {
                 storage,
                 files: Arc::default(),
                 loader,
+                cache: None,
             },
             log,
         )
     }
 
-    /// Re-reads `path` through the loader if a query ever read it. Returns
+    /// Re-stamps `path` through the loader if a query ever read it. Returns
     /// whether anything changed.
     pub fn reload(&mut self, path: &str) -> bool {
         let Some(file) = self.files.get(path).map(|f| *f) else {
             return false;
         };
-        let (content, mode) = self.loader.load(path);
+        let (stamp, mode) = self.loader.stamp(path);
         let mut changed = false;
-        if *file.content(self) != content {
-            file.set_content(self).to(content);
+        if *file.stamp(self) != stamp {
+            file.set_stamp(self).to(stamp);
             changed = true;
         }
         if file.mode(self) != mode {
@@ -213,12 +340,24 @@ impl Database {
         changed
     }
 
+    /// The loaded paths at or below `path` (a file or a directory).
+    pub fn loaded_under(&self, path: &str) -> Vec<String> {
+        self.files
+            .iter()
+            .map(|e| e.key().clone())
+            .filter(|k| {
+                k.strip_prefix(path)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            })
+            .collect()
+    }
+
     /// Paths a query has read so far (the ones a watcher must refresh).
     pub fn loaded_paths(&self) -> Vec<String> {
         self.files.iter().map(|e| e.key().clone()).collect()
     }
 
-    pub fn loader(&self) -> &Arc<dyn Loader> {
+    pub fn loader_arc(&self) -> &Arc<dyn Loader> {
         &self.loader
     }
 
@@ -254,10 +393,19 @@ impl Db for Database {
         if let Some(f) = self.files.get(path) {
             return *f;
         }
-        let (content, mode) = self.loader.load(path);
-        *self
-            .files
-            .entry(path.to_string())
-            .or_insert_with(|| File::new(self, path.to_string(), content, mode))
+        let (stamp, mode) = self.loader.stamp(path);
+        *self.files.entry(path.to_string()).or_insert_with(|| {
+            File::builder(path.to_string(), stamp, mode)
+                .durability(durability_of(path))
+                .new(self)
+        })
+    }
+
+    fn loader(&self) -> &dyn Loader {
+        &*self.loader
+    }
+
+    fn leaf_cache(&self) -> Option<&dyn crate::cache::LeafCache> {
+        self.cache.as_deref()
     }
 }

@@ -29,13 +29,21 @@ pub struct Variant<'db> {
 pub type Digest20 = [u8; 20];
 
 /// The SHA-1 of a file's content (symlinks followed), memoized per file so
-/// an edit re-hashes only the edited file.
+/// an edit re-hashes only the edited file, and kept in the persistent cache
+/// under the blob id (which hashes a header too, so it is not this digest).
 #[salsa::tracked(returns(copy))]
 pub fn content_sha1(db: &dyn Db, file: File) -> Option<Digest20> {
-    match file.content(db) {
-        FileContent::Bytes(b) => Some(Sha1::digest(b).into()),
-        _ => None,
-    }
+    crate::cache::leaf(
+        db,
+        crate::cache::Kind::ContentSha1,
+        file,
+        |content| match content {
+            FileContent::Bytes(b) => Some(Sha1::digest(b).into()),
+            _ => None,
+        },
+        |d| *d,
+        Some,
+    )
 }
 
 /// The reference's `extra` for a cargo pre-image: the sorted *characters* of

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_yaml_ng::Value;
 
-use crate::db::{Db, File, FileSet, Options};
+use crate::db::{Db, File, FileSet, Options, content_text};
 use crate::diag::{Diagnostic, line_of};
 use crate::paths;
 use crate::python::{composition_images, composition_imports};
@@ -142,12 +142,114 @@ fn depth_first<'a>(
     walk
 }
 
-/// Parses one `mzbuild.yml`.
+/// How a parsed `mzbuild.yml` is kept in the persistent cache (the
+/// internally tagged [`PreImage`] of the JSON output cannot be read back by
+/// a binary format).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CachedMzbuild {
+    name: String,
+    publish: bool,
+    mainline: bool,
+    description: Option<String>,
+    pre_images: Vec<CachedPreImage>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+enum CachedPreImage {
+    CargoBuild {
+        bins: Vec<String>,
+        examples: Vec<String>,
+    },
+    Copy {
+        source: String,
+        destination: String,
+        matching: String,
+    },
+}
+
+impl CachedMzbuild {
+    fn of(c: &MzbuildConfig) -> Self {
+        CachedMzbuild {
+            name: c.name.clone(),
+            publish: c.publish,
+            mainline: c.mainline,
+            description: c.description.clone(),
+            pre_images: c
+                .pre_images
+                .iter()
+                .map(|p| match p.clone() {
+                    PreImage::CargoBuild { bins, examples } => {
+                        CachedPreImage::CargoBuild { bins, examples }
+                    }
+                    PreImage::Copy {
+                        source,
+                        destination,
+                        matching,
+                    } => CachedPreImage::Copy {
+                        source,
+                        destination,
+                        matching,
+                    },
+                })
+                .collect(),
+        }
+    }
+
+    fn restore(self) -> MzbuildConfig {
+        MzbuildConfig {
+            name: self.name,
+            publish: self.publish,
+            mainline: self.mainline,
+            description: self.description,
+            pre_images: self
+                .pre_images
+                .into_iter()
+                .map(|p| match p {
+                    CachedPreImage::CargoBuild { bins, examples } => {
+                        PreImage::CargoBuild { bins, examples }
+                    }
+                    CachedPreImage::Copy {
+                        source,
+                        destination,
+                        matching,
+                    } => PreImage::Copy {
+                        source,
+                        destination,
+                        matching,
+                    },
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The cached encoding of a fixed `mzbuild.yml`, for the schema pin.
+#[cfg(test)]
+pub(crate) fn cached_sample() -> Option<Vec<u8>> {
+    let c = parse_mzbuild(
+        "a/mzbuild.yml",
+        "name: x\npre-image:\n  - type: cargo-build\n    bin: [a]\n  - type: copy\n    source: s\n    destination: d\n",
+    )
+    .ok()?;
+    crate::cache::encode(&CachedMzbuild::of(&c))
+}
+
+/// Parses one `mzbuild.yml`. A successful parse is kept in the persistent
+/// cache (errors name the path, so they are recomputed).
 #[salsa::tracked(returns(ref))]
 pub fn mzbuild_config(db: &dyn Db, file: File) -> Result<MzbuildConfig, Diagnostic> {
-    let path = file.path(db).clone();
-    let text = file.text(db).map_err(|e| Diagnostic::in_file(&path, e))?;
-    parse_mzbuild(&path, text)
+    let path = file.path(db);
+    crate::cache::leaf(
+        db,
+        crate::cache::Kind::Mzbuild,
+        file,
+        |content| {
+            let text = content_text(content).map_err(|e| Diagnostic::in_file(path, e))?;
+            parse_mzbuild(path, text)
+        },
+        |r| r.as_ref().ok().map(CachedMzbuild::of),
+        |c| Ok(c.restore()),
+    )
 }
 
 fn parse_mzbuild(path: &str, text: &str) -> Result<MzbuildConfig, Diagnostic> {
@@ -305,24 +407,27 @@ pub fn line_of_entry(text: &str, key: &str, value: &str) -> Option<usize> {
 }
 
 /// The image names of a Dockerfile's `MZFROM` lines (bytes, per line).
+/// Kept in the persistent cache.
 #[salsa::tracked(returns(ref))]
 pub fn dockerfile_deps(db: &dyn Db, file: File) -> Result<Vec<String>, Diagnostic> {
-    let bytes = match file.content(db) {
-        crate::FileContent::Bytes(b) => b.clone(),
-        crate::FileContent::Missing => {
-            return Err(
-                Diagnostic::in_file(file.path(db), "Dockerfile does not exist")
-                    .hint("every mzbuild image needs a Dockerfile beside its mzbuild.yml"),
-            );
-        }
-        crate::FileContent::Unreadable(why) => {
-            return Err(Diagnostic::in_file(
-                file.path(db),
-                format!("cannot be read: {why}"),
-            ));
-        }
-    };
-    Ok(parse_mzfrom(&bytes))
+    let path = file.path(db);
+    crate::cache::leaf(
+        db,
+        crate::cache::Kind::Dockerfile,
+        file,
+        |content| match content {
+            crate::FileContent::Bytes(b) => Ok(parse_mzfrom(b)),
+            crate::FileContent::Missing => {
+                Err(Diagnostic::in_file(path, "Dockerfile does not exist")
+                    .hint("every mzbuild image needs a Dockerfile beside its mzbuild.yml"))
+            }
+            crate::FileContent::Unreadable(why) => {
+                Err(Diagnostic::in_file(path, format!("cannot be read: {why}")))
+            }
+        },
+        |r| r.as_ref().ok().cloned(),
+        Ok,
+    )
 }
 
 /// `^MZFROM\s*(\S+)` on each line, as the reference matches it.

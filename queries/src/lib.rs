@@ -4,6 +4,7 @@
 //! watcher or the terminal. It reads the world only through the salsa inputs
 //! of [`db`]; the edges (the `pipetrim` crate) fill them.
 
+pub mod cache;
 pub mod cargo;
 pub mod db;
 pub mod diag;
@@ -21,6 +22,7 @@ pub mod stats;
 mod yaml;
 
 pub use db::{
-    ChangeSet, Database, Db, File, FileContent, FileMode, FileSet, Loader, Options, Workspace,
+    ChangeSet, Database, Db, File, FileContent, FileMode, FileSet, Loaded, Loader, Options, Stamp,
+    Workspace,
 };
 pub use diag::Diagnostic;

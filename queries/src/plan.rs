@@ -45,6 +45,11 @@ pub struct StepInputs {
     pub fail_safe: Vec<FailSafe>,
     /// Set when the composition's images could not be determined: every image counts.
     pub every_image: bool,
+    /// The glob texts and the image names as the plan reports them, built
+    /// once here and shared by every plan (a re-plan after an edit clones
+    /// no list).
+    pub glob_list: Arc<[String]>,
+    pub image_list: Arc<[String]>,
 }
 
 /// Something that could add inputs to a step but could not be read or
@@ -259,6 +264,8 @@ pub fn step_inputs(
             }
         }
         si.compiled = compile_globs(&si.globs, &mut si.fail_safe);
+        si.glob_list = si.globs.iter().map(|g| g.0.clone()).collect();
+        si.image_list = si.images.iter().cloned().collect();
         out.push(result.map(|()| si));
     }
     Ok(Arc::new(out))
@@ -389,8 +396,8 @@ pub struct StepDecision {
     /// [`Self::kept_on_its_own`], or needed by a step that is.
     pub kept: bool,
     pub depends_on: Vec<String>,
-    pub globs: Vec<String>,
-    pub images: Vec<String>,
+    pub globs: Arc<[String]>,
+    pub images: Arc<[String]>,
     pub changed_inputs: Vec<String>,
     pub reasons: Vec<Reason>,
     pub ci_glue_exempt: bool,
@@ -448,8 +455,8 @@ pub fn plan(db: &dyn Db, ws: Workspace) -> Result<Arc<Plan>, Diagnostic> {
             fail_safe: false,
             kept: false,
             depends_on: step.depends_on.clone(),
-            globs: Vec::new(),
-            images: Vec::new(),
+            globs: Arc::default(),
+            images: Arc::default(),
             changed_inputs: Vec::new(),
             reasons: Vec::new(),
             ci_glue_exempt: step.ci_glue_exempt,
@@ -465,8 +472,8 @@ pub fn plan(db: &dyn Db, ws: Workspace) -> Result<Arc<Plan>, Diagnostic> {
                 });
             }
             Ok(si) => {
-                d.globs = si.globs.iter().map(|g| g.0.clone()).collect();
-                d.images = si.images.iter().cloned().collect();
+                d.globs = si.glob_list.clone();
+                d.images = si.image_list.clone();
                 d.has_inputs = !si.globs.is_empty() || !si.images.is_empty();
                 // Whatever could not be read is reported, whether or not
                 // this change set reaches it: never a silent answer.

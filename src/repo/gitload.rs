@@ -13,7 +13,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
 use gix::ObjectId;
-use pipetrim_queries::{FileContent, FileMode, Loader};
+use pipetrim_queries::{FileContent, FileMode, Loaded, Loader, Stamp};
 
 use crate::error::Error;
 
@@ -127,27 +127,60 @@ impl Loader for TreeLoader {
         let Some((oid, mode)) = self.index().get(path) else {
             return (FileContent::Missing, FileMode::Regular);
         };
+        (self.read_blob(path, oid), mode)
+    }
+
+    /// The tree names every blob: nothing is read.
+    fn stamp(&self, path: &str) -> (Stamp, FileMode) {
+        match self.index().get(path) {
+            Some((oid, mode)) => match oid.as_slice().try_into() {
+                Ok(id) => (Stamp::Blob(id), mode),
+                Err(_) => (Stamp::of(&self.read_blob(path, oid)), mode),
+            },
+            None => (Stamp::Missing, FileMode::Regular),
+        }
+    }
+
+    /// Reads the blob the stamp names, whatever the current commit.
+    fn load_stamped(&self, path: &str, stamp: &Stamp) -> Loaded {
+        match stamp.blob().and_then(|b| ObjectId::try_from(&b[..]).ok()) {
+            Some(oid) => Loaded {
+                content: self.read_blob(path, oid),
+                verified: true,
+            },
+            None => {
+                let (content, _) = self.load(path);
+                Loaded {
+                    verified: Stamp::of(&content) == *stamp,
+                    content,
+                }
+            }
+        }
+    }
+}
+
+impl TreeLoader {
+    /// The blob's content; one that cannot be found is remembered as
+    /// `path` (see [`TreeLoader::unreadable`]).
+    fn read_blob(&self, path: &str, oid: ObjectId) -> FileContent {
         let repo = self.repo.to_thread_local();
         // As the disk loader: big files are not read (nor parsed).
         if let Ok(h) = repo.find_header(oid)
             && h.size() > crate::repo::load::MAX_PARSE_BYTES
         {
-            return (
-                FileContent::Unreadable(format!(
-                    "is larger than {} bytes",
-                    crate::repo::load::MAX_PARSE_BYTES
-                )),
-                mode,
-            );
+            return FileContent::Unreadable(format!(
+                "is larger than {} bytes",
+                crate::repo::load::MAX_PARSE_BYTES
+            ));
         }
         match repo.find_blob(oid) {
-            Ok(blob) => (FileContent::Bytes(blob.data.clone().into()), mode),
+            Ok(blob) => FileContent::Bytes(blob.data.clone().into()),
             Err(e) => {
                 self.unreadable
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(path.to_string());
-                (FileContent::Unreadable(e.to_string()), mode)
+                FileContent::Unreadable(e.to_string())
             }
         }
     }

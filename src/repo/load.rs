@@ -3,26 +3,107 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
-use pipetrim_queries::{FileContent, FileMode, Loader};
+use pipetrim_queries::{FileContent, FileMode, Loaded, Loader, Stamp};
 
 use crate::error::Error;
 
-/// Reads files below a root directory.
+/// Reads files below a root directory. With the git index, a file whose
+/// work-tree stat matches its index entry is stamped with the entry's blob
+/// id without being read (as `git status` decides a file is unchanged);
+/// any other file is read and hashed.
 pub struct DiskLoader {
     root: PathBuf,
+    index: RwLock<Option<Arc<gix::index::File>>>,
 }
 
 impl DiskLoader {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        DiskLoader { root: root.into() }
+        DiskLoader {
+            root: root.into(),
+            index: RwLock::new(None),
+        }
     }
+
+    /// A loader that takes blob ids from `index` where the work tree agrees.
+    pub fn with_index(root: impl Into<PathBuf>, index: Option<Arc<gix::index::File>>) -> Self {
+        DiskLoader {
+            root: root.into(),
+            index: RwLock::new(index),
+        }
+    }
+
+    /// Replaces the index blob ids are taken from (after `.git/index` changed).
+    pub fn set_index(&self, index: Option<Arc<gix::index::File>>) {
+        *self.index.write().unwrap_or_else(|e| e.into_inner()) = index;
+    }
+
+    fn index(&self) -> Option<Arc<gix::index::File>> {
+        self.index.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The blob id the index holds for `path`, if the regular file with
+    /// metadata `meta` is known to still have it: stage 0, same stat, not
+    /// racily clean (modified in the second the index was written).
+    /// Symlinks never qualify: the index holds the link text, the loader
+    /// returns the target's bytes.
+    fn index_blob(&self, path: &str, meta: &std::fs::Metadata) -> Option<[u8; 20]> {
+        let index = self.index()?;
+        let entry =
+            index.entry_by_path_and_stage(path.into(), gix::index::entry::Stage::Unconflicted)?;
+        if !matches!(
+            entry.mode,
+            gix::index::entry::Mode::FILE | gix::index::entry::Mode::FILE_EXECUTABLE
+        ) {
+            return None;
+        }
+        let options = gix::index::entry::stat::Options::default();
+        let stat = index_stat(meta)?;
+        if !entry.stat.matches(&stat, options) || entry.stat.is_racy(index.timestamp(), options) {
+            return None;
+        }
+        let id: [u8; 20] = entry.id.as_slice().try_into().ok()?;
+        Some(id)
+    }
+}
+
+/// A regular file's stat as the git index records it (32-bit fields
+/// truncated, as git does), from one `lstat`.
+fn index_stat(meta: &std::fs::Metadata) -> Option<gix::index::entry::Stat> {
+    use std::os::unix::fs::MetadataExt;
+    if !meta.file_type().is_file() {
+        return None;
+    }
+    let time = |s: i64, ns: i64| gix::index::entry::stat::Time {
+        secs: u32::try_from(s).unwrap_or(0),
+        nsecs: u32::try_from(ns).unwrap_or(0),
+    };
+    Some(gix::index::entry::Stat {
+        mtime: time(meta.mtime(), meta.mtime_nsec()),
+        ctime: time(meta.ctime(), meta.ctime_nsec()),
+        dev: meta.dev() as u32,
+        ino: meta.ino() as u32,
+        uid: meta.uid(),
+        gid: meta.gid(),
+        size: meta.size() as u32,
+    })
 }
 
 /// Files larger than this are not read into memory (so never parsed nor
 /// hashed): they are `Unreadable`, which keeps steps fail safe and makes a
 /// fingerprint that needs one an error naming the file.
 pub const MAX_PARSE_BYTES: u64 = 64 * 1024 * 1024;
+
+fn mode_of(meta: &std::fs::Metadata) -> FileMode {
+    if meta.file_type().is_symlink() {
+        FileMode::Symlink
+    } else if meta.permissions().mode() & 0o100 != 0 {
+        FileMode::Executable
+    } else {
+        FileMode::Regular
+    }
+}
 
 impl Loader for DiskLoader {
     fn load(&self, path: &str) -> (FileContent, FileMode) {
@@ -34,31 +115,84 @@ impl Loader for DiskLoader {
             }
             Err(e) => return (FileContent::Unreadable(e.to_string()), FileMode::Regular),
         };
-        let mode = if meta.file_type().is_symlink() {
-            FileMode::Symlink
-        } else if meta.permissions().mode() & 0o100 != 0 {
-            FileMode::Executable
-        } else {
-            FileMode::Regular
-        };
-        let target = match std::fs::metadata(&full) {
-            Ok(m) => m,
-            Err(e) => return (FileContent::Unreadable(e.to_string()), mode),
-        };
-        if target.is_dir() {
-            return (FileContent::Unreadable("is a directory".into()), mode);
-        }
-        if target.len() > MAX_PARSE_BYTES {
-            return (
-                FileContent::Unreadable(format!("is larger than {MAX_PARSE_BYTES} bytes")),
-                mode,
-            );
-        }
-        match std::fs::read(&full) {
-            Ok(bytes) => (FileContent::Bytes(bytes.into()), mode),
-            Err(e) => (FileContent::Unreadable(e.to_string()), mode),
-        }
+        let mode = mode_of(&meta);
+        (read_checked(&full).0, mode)
     }
+
+    fn stamp(&self, path: &str) -> (Stamp, FileMode) {
+        let full = self.root.join(path);
+        let meta = match std::fs::symlink_metadata(&full) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return (Stamp::Missing, FileMode::Regular);
+            }
+            Err(e) => return (Stamp::Unreadable(e.to_string()), FileMode::Regular),
+        };
+        let mode = mode_of(&meta);
+        if meta.file_type().is_file()
+            && meta.len() <= MAX_PARSE_BYTES
+            && let Some(id) = self.index_blob(path, &meta)
+        {
+            return (Stamp::Blob(id), mode);
+        }
+        (Stamp::of(&read_checked(&full).0), mode)
+    }
+
+    fn load_stamped(&self, path: &str, stamp: &Stamp) -> Loaded {
+        let full = self.root.join(path);
+        let (content, after) = read_checked(&full);
+        // Unchanged since stamped: the stat taken after reading still matches
+        // the index entry whose blob the stamp names. Otherwise hash.
+        let verified = match (&content, stamp) {
+            (FileContent::Bytes(b), Stamp::Blob(id)) => {
+                after
+                    .and_then(|m| self.index_blob(path, &m))
+                    .is_some_and(|i| i == *id)
+                    || pipetrim_queries::db::blob_id(b) == *id
+            }
+            _ => false,
+        };
+        Loaded { content, verified }
+    }
+}
+
+/// Reads `full` (following symlinks) within the size bound; with the
+/// file's metadata taken after the read (regular files only).
+fn read_checked(full: &Path) -> (FileContent, Option<std::fs::Metadata>) {
+    let target = match std::fs::metadata(full) {
+        Ok(m) => m,
+        // A dangling symlink exists but cannot be read.
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && std::fs::symlink_metadata(full).is_err() =>
+        {
+            return (FileContent::Missing, None);
+        }
+        Err(e) => return (FileContent::Unreadable(e.to_string()), None),
+    };
+    if target.is_dir() {
+        return (FileContent::Unreadable("is a directory".into()), None);
+    }
+    if target.len() > MAX_PARSE_BYTES {
+        return (
+            FileContent::Unreadable(format!("is larger than {MAX_PARSE_BYTES} bytes")),
+            None,
+        );
+    }
+    let mut f = match std::fs::File::open(full) {
+        Ok(f) => f,
+        Err(e) => return (FileContent::Unreadable(e.to_string()), None),
+    };
+    let mut bytes = Vec::with_capacity(usize::try_from(target.len()).unwrap_or(0));
+    if let Err(e) = std::io::Read::read_to_end(&mut f, &mut bytes) {
+        return (FileContent::Unreadable(e.to_string()), None);
+    }
+    // Regular files only (a symlink's target has its own stat).
+    let after = std::fs::symlink_metadata(full)
+        .ok()
+        .filter(|m| m.file_type().is_file())
+        .and_then(|_| f.metadata().ok());
+    (FileContent::Bytes(bytes.into()), after)
 }
 
 /// The visible files of `root`: tracked files present in the work tree plus
@@ -69,41 +203,456 @@ impl Loader for DiskLoader {
 /// files it did not see (inside ignored directories) are checked with
 /// `lstat`, so a tracked file counts exactly when it is present.
 pub fn visible_files(root: &Path) -> Result<Vec<String>, Error> {
-    // The index is read while the tree is walked.
-    let (walked, index) = std::thread::scope(|scope| {
-        let index = scope.spawn(|| read_index(root));
-        let walked = walk(root);
-        let index = index
-            .join()
-            .unwrap_or_else(|_| Err(Error::Git("reading the index panicked".into())));
-        (walked, index)
-    });
-    let index = index?;
-    let mut out: Vec<String> = walked.iter().cloned().collect();
-    if let Some(index) = index {
-        for entry in index.entries() {
-            let Ok(path) = std::str::from_utf8(entry.path(&index)) else {
-                continue;
+    Ok(scan(root)?.0)
+}
+
+/// The visible files of `root` and its git index (`None` for a plain
+/// directory), read once for both the file list and the loader's stamps.
+pub fn scan(root: &Path) -> Result<(Vec<String>, Option<Arc<gix::index::File>>), Error> {
+    scan_cached(root, None)
+}
+
+/// [`scan`], keeping the directory listings in `cache` across runs (see
+/// [`DirSnapshot`]).
+pub fn scan_cached(
+    root: &Path,
+    cache: Option<&crate::cache::DiskCache>,
+) -> Result<(Vec<String>, Option<Arc<gix::index::File>>), Error> {
+    let Ok(repo) = crate::repo::git::open(root) else {
+        return Ok((walk_plain(root), None));
+    };
+    let index = read_repo_index(&repo)?;
+    let key = cache.map(|_| dir_snapshot_key(root));
+    let prev = match (cache, &key) {
+        (Some(c), Some(k)) => pipetrim_queries::cache::LeafCache::get(c, k)
+            .and_then(|b| pipetrim_queries::cache::decode::<DirSnapshot>(&b)),
+        _ => None,
+    };
+    let (files, snapshot) = scan_with_index(root, &repo, &index, prev.as_ref());
+    if let (Some(c), Some(k), Some(snap)) = (cache, key, snapshot)
+        && let Some(bytes) = pipetrim_queries::cache::encode(&snap)
+    {
+        pipetrim_queries::cache::LeafCache::put(c, k, bytes);
+    }
+    Ok((files, Some(Arc::new(index))))
+}
+
+/// What a directory entry is, as far as visibility goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Dir,
+    /// Files, symlinks (not followed), anything else that is not a directory.
+    File,
+}
+
+/// The entries of a directory, sorted (`None` when it cannot be read).
+fn list_dir(dir: &Path) -> Option<Vec<(String, Kind)>> {
+    let rd = std::fs::read_dir(dir).ok()?;
+    let mut out = Vec::new();
+    for e in rd.flatten() {
+        // Non-UTF-8 names cannot be named in a pipeline; skip them.
+        let Ok(name) = e.file_name().into_string() else {
+            continue;
+        };
+        if name == ".git" {
+            continue;
+        }
+        let kind = match e.file_type() {
+            Ok(t) if t.is_dir() => Kind::Dir,
+            Ok(_) => Kind::File,
+            Err(_) => continue,
+        };
+        out.push((name, kind));
+    }
+    out.sort_unstable();
+    Some(out)
+}
+
+/// The listings of a checkout's tracked directories from the last run,
+/// each with the directory's stat when it was listed: git's untracked
+/// cache, kept in the persistent cache. Adding, removing or renaming an
+/// entry changes a directory's mtime and ctime, so a directory whose stat
+/// is unchanged still has the listed entries and need not be read again.
+/// A listing taken less than [`RACY_NANOS`] after the directory changed is
+/// not trusted later (a later change may land in the same clock tick and
+/// leave the stat as it was).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct DirSnapshot {
+    /// Sorted by path.
+    dirs: Vec<DirState>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct DirState {
+    path: String,
+    stat: DirStat,
+    /// Entry names joined by NUL, and their kinds (b'd' or b'f').
+    names: String,
+    kinds: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct DirStat {
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+    ino: u64,
+    dev: u64,
+    /// Changed too recently to be trusted by a later run.
+    racy: bool,
+}
+
+/// How recent a directory change must be for its listing not to be trusted
+/// by a later run: more than a clock tick of the kernel's coarse file-time
+/// clock (1-10 ms) where timestamps have sub-second parts, and more than
+/// their granularity (up to 2 s) where they do not.
+const RACY_NANOS: i128 = 100_000_000;
+const RACY_NANOS_COARSE: i128 = 3_000_000_000;
+
+impl DirStat {
+    fn of(meta: &std::fs::Metadata, now: i128) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt;
+        if !meta.is_dir() {
+            return None;
+        }
+        let nanos = |s: i64, ns: i64| i128::from(s) * 1_000_000_000 + i128::from(ns);
+        let changed =
+            nanos(meta.mtime(), meta.mtime_nsec()).max(nanos(meta.ctime(), meta.ctime_nsec()));
+        let margin = if meta.mtime_nsec() == 0 && meta.ctime_nsec() == 0 {
+            RACY_NANOS_COARSE
+        } else {
+            RACY_NANOS
+        };
+        Some(DirStat {
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+            ino: meta.ino(),
+            dev: meta.dev(),
+            racy: changed + margin >= now,
+        })
+    }
+
+    fn same(&self, other: &DirStat) -> bool {
+        !self.racy
+            && self.mtime == other.mtime
+            && self.ctime == other.ctime
+            && self.ino == other.ino
+            && self.dev == other.dev
+    }
+}
+
+impl DirState {
+    /// The listed entries, sorted; `None` if the state is malformed.
+    fn entries(&self) -> Option<Vec<(&str, Kind)>> {
+        if self.names.is_empty() {
+            return self.kinds.is_empty().then(Vec::new);
+        }
+        let mut out = Vec::with_capacity(self.kinds.len());
+        let mut names = self.names.split('\0');
+        for k in &self.kinds {
+            let kind = match k {
+                b'd' => Kind::Dir,
+                b'f' => Kind::File,
+                _ => return None,
             };
-            if walked.contains(path) {
+            out.push((names.next()?, kind));
+        }
+        (names.next().is_none() && out.is_sorted()).then_some(out)
+    }
+
+    fn new(path: &str, stat: DirStat, entries: &[(String, Kind)]) -> Self {
+        let names: Vec<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
+        DirState {
+            path: path.to_string(),
+            stat,
+            names: names.join("\0"),
+            kinds: entries
+                .iter()
+                .map(|(_, k)| if *k == Kind::Dir { b'd' } else { b'f' })
+                .collect(),
+        }
+    }
+}
+
+/// The cache key of the directory snapshot of the checkout at `root`.
+fn dir_snapshot_key(root: &Path) -> Vec<u8> {
+    use sha1::Digest;
+    let canonical = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    let mut key = b"dirs/v1/".to_vec();
+    key.extend_from_slice(&sha1::Sha1::digest(
+        canonical.as_os_str().as_encoded_bytes(),
+    ));
+    key
+}
+
+/// The visible files of a git checkout, guided by its index (what `git
+/// status` does, without hashing): every directory that holds tracked files
+/// is listed (in parallel, or taken from `prev` when its stat is unchanged),
+/// which tells which tracked files are present and which entries are
+/// untracked; only untracked entries are checked against the ignore rules,
+/// and only untracked directories that are not ignored are walked further.
+/// Tracked files count even inside ignored directories; untracked ones
+/// there never do (git's rule). Returns the new snapshot when it differs.
+fn scan_with_index(
+    root: &Path,
+    repo: &gix::Repository,
+    index: &gix::index::File,
+    prev: Option<&DirSnapshot>,
+) -> (Vec<String>, Option<DirSnapshot>) {
+    use rayon::prelude::*;
+    use std::collections::{HashMap, HashSet};
+
+    // Tracked file names by directory ("" is the root), and every directory
+    // on the way (also those holding only subdirectories).
+    // Index order is path order, so a directory's files come sorted, and
+    // consecutive entries mostly share a directory.
+    let mut slot: HashMap<&str, usize> = HashMap::new();
+    let mut tracked: Vec<(&str, Vec<&str>)> = vec![("", Vec::new())];
+    slot.insert("", 0);
+    let mut last: (&str, usize) = ("", 0);
+    for entry in index.entries() {
+        let Ok(path) = std::str::from_utf8(entry.path(index)) else {
+            continue;
+        };
+        let (dir, name) = match path.rfind('/') {
+            Some(i) => (&path[..i], &path[i + 1..]),
+            None => ("", path),
+        };
+        let i = if dir == last.0 {
+            last.1
+        } else if let Some(&i) = slot.get(dir) {
+            i
+        } else {
+            let i = tracked.len();
+            tracked.push((dir, Vec::new()));
+            slot.insert(dir, i);
+            let mut d = dir;
+            while let Some(j) = d.rfind('/') {
+                d = &d[..j];
+                if slot.contains_key(d) {
+                    break;
+                }
+                slot.insert(d, tracked.len());
+                tracked.push((d, Vec::new()));
+            }
+            i
+        };
+        last = (dir, i);
+        tracked[i].1.push(name);
+    }
+    tracked.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    let dirs: Vec<&str> = tracked.iter().map(|(d, _)| *d).collect();
+    let prev: HashMap<&str, &DirState> = prev
+        .map(|p| p.dirs.iter().map(|d| (d.path.as_str(), d)).collect())
+        .unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX));
+    // Per directory: its listing, from the last run or read now.
+    enum Listed<'p> {
+        Unreadable,
+        Cached(&'p DirState, Vec<(&'p str, Kind)>, bool),
+        Read(DirState),
+    }
+    let listed: Vec<Listed> = dirs
+        .par_iter()
+        .map(|d| {
+            let full = root.join(d);
+            let Some(stat) = std::fs::metadata(&full)
+                .ok()
+                .and_then(|m| DirStat::of(&m, now))
+            else {
+                return Listed::Unreadable;
+            };
+            if let Some(p) = prev.get(d)
+                && p.stat.same(&stat)
+                && let Some(entries) = p.entries()
+            {
+                return Listed::Cached(p, entries, stat.racy);
+            }
+            match list_dir(&full) {
+                Some(entries) => Listed::Read(DirState::new(d, stat, &entries)),
+                None => Listed::Unreadable,
+            }
+        })
+        .collect();
+    let tracked_dirs: HashSet<&str> = dirs.iter().copied().collect();
+
+    let join = |dir: &str, name: &str| -> String {
+        if dir.is_empty() {
+            name.to_string()
+        } else {
+            let mut p = String::with_capacity(dir.len() + 1 + name.len());
+            p.push_str(dir);
+            p.push('/');
+            p.push_str(name);
+            p
+        }
+    };
+    let mut out: Vec<String> = Vec::with_capacity(index.entries().len());
+    let mut untracked: Vec<(String, Kind)> = Vec::new();
+    for ((dir, names), listing) in tracked.iter().zip(&listed) {
+        let fresh;
+        let entries: Option<&[(&str, Kind)]> = match listing {
+            Listed::Unreadable => None,
+            Listed::Cached(_, e, _) => Some(e),
+            Listed::Read(state) => {
+                fresh = state.entries().unwrap_or_default();
+                Some(&fresh)
+            }
+        };
+        let Some(entries) = entries else {
+            // Not a readable directory (deleted, or a file now): a tracked
+            // file below counts if the path still resolves (a symlinked
+            // directory), as `lstat` sees it.
+            for n in names {
+                let p = join(dir, n);
+                if std::fs::symlink_metadata(root.join(&p)).is_ok() {
+                    out.push(p);
+                }
+            }
+            continue;
+        };
+        let sorted_names;
+        let names: &[&str] = if names.is_sorted() {
+            names
+        } else {
+            let mut v = names.clone();
+            v.sort_unstable();
+            sorted_names = v;
+            &sorted_names
+        };
+        // Both sorted: a merge join.
+        let mut t = names.iter().peekable();
+        for &(name, kind) in entries {
+            while t.next_if(|n| **n < name).is_some() {}
+            let is_tracked_file = t.next_if(|n| **n == name).is_some();
+            if is_tracked_file {
+                out.push(join(dir, name));
+                // A tracked name that is now a directory: its contents are
+                // untracked (the name counts too, as it exists).
+                if kind != Kind::Dir {
+                    continue;
+                }
+            }
+            let path = join(dir, name);
+            if kind == Kind::Dir && tracked_dirs.contains(path.as_str()) {
                 continue;
             }
-            // Tracked files deleted from the work tree are not visible.
-            if std::fs::symlink_metadata(root.join(path)).is_ok() {
-                out.push(path.to_string());
+            untracked.push((path, kind));
+        }
+    }
+    if !untracked.is_empty() {
+        let mut ignore = Ignore::new(repo, index);
+        let mut stack: Vec<(String, Kind)> = untracked;
+        while let Some((path, kind)) = stack.pop() {
+            if ignore.excluded(&path, kind == Kind::Dir) {
+                continue;
+            }
+            match kind {
+                Kind::File => out.push(path),
+                Kind::Dir => {
+                    for (name, kind) in list_dir(&root.join(&path)).unwrap_or_default() {
+                        stack.push((join(&path, &name), kind));
+                    }
+                }
             }
         }
     }
-    out.sort_unstable();
+    // Mostly sorted already (directory by directory).
+    out.sort();
     out.dedup();
-    Ok(out)
+    let changed = prev.len() != dirs.len()
+        || listed.iter().any(|l| match l {
+            Listed::Cached(p, _, racy) => p.stat.racy != *racy,
+            _ => true,
+        });
+    let snapshot = changed.then(|| DirSnapshot {
+        dirs: listed
+            .into_iter()
+            .filter_map(|l| match l {
+                Listed::Unreadable => None,
+                Listed::Cached(p, _, racy) => {
+                    let mut s = p.clone();
+                    s.stat.racy = racy;
+                    Some(s)
+                }
+                Listed::Read(s) => Some(s),
+            })
+            .collect(),
+    });
+    (out, snapshot)
+}
+
+/// git's ignore rules (`.gitignore` files, `.git/info/exclude`,
+/// `core.excludesFile`), with the exclusion of a directory inherited by
+/// everything below it. A path whose rules cannot be read counts as not
+/// ignored (visible: the safe side).
+struct Ignore<'a> {
+    stack: Option<gix::AttributeStack<'a>>,
+    dirs: std::collections::HashMap<String, bool>,
+}
+
+impl<'a> Ignore<'a> {
+    fn new(repo: &'a gix::Repository, index: &gix::index::File) -> Self {
+        let stack = repo
+            .excludes(
+                index,
+                None,
+                gix::worktree::stack::state::ignore::Source::WorktreeThenIdMappingIfNotSkipped,
+            )
+            .ok();
+        Ignore {
+            stack,
+            dirs: std::collections::HashMap::new(),
+        }
+    }
+
+    fn matches(&mut self, path: &str, is_dir: bool) -> bool {
+        let Some(stack) = self.stack.as_mut() else {
+            return false;
+        };
+        let mode = if is_dir {
+            gix::index::entry::Mode::DIR
+        } else {
+            gix::index::entry::Mode::FILE
+        };
+        stack
+            .at_path(Path::new(path), Some(mode))
+            .is_ok_and(|p| p.is_excluded())
+    }
+
+    /// Whether `path` or a directory above it is ignored.
+    fn excluded(&mut self, path: &str, is_dir: bool) -> bool {
+        if let Some(i) = path.rfind('/')
+            && self.dir_excluded(&path[..i])
+        {
+            return true;
+        }
+        self.matches(path, is_dir)
+    }
+
+    fn dir_excluded(&mut self, dir: &str) -> bool {
+        if let Some(&x) = self.dirs.get(dir) {
+            return x;
+        }
+        let x = match dir.rfind('/') {
+            Some(i) if self.dir_excluded(&dir[..i]) => true,
+            _ => self.matches(dir, true),
+        };
+        self.dirs.insert(dir.to_string(), x);
+        x
+    }
 }
 
 /// The index of the repository at `root`, or `None` for a plain directory.
-fn read_index(root: &Path) -> Result<Option<gix::index::File>, Error> {
+pub fn read_index(root: &Path) -> Result<Option<gix::index::File>, Error> {
     let Ok(repo) = crate::repo::git::open(root) else {
         return Ok(None);
     };
+    read_repo_index(&repo).map(Some)
+}
+
+fn read_repo_index(repo: &gix::Repository) -> Result<gix::index::File, Error> {
     // Read the index without verifying its trailing checksum: git just
     // wrote it, and hashing the whole file is most of the cost.
     gix::index::File::at_or_default(
@@ -112,12 +661,19 @@ fn read_index(root: &Path) -> Result<Option<gix::index::File>, Error> {
         true,
         Default::default(),
     )
-    .map(Some)
     .map_err(|e| Error::Git(format!("cannot read the index: {e}")))
 }
 
+/// The visible files of a plain directory: every file not ignored by a
+/// `.gitignore`, sorted.
+fn walk_plain(root: &Path) -> Vec<String> {
+    let mut v: Vec<String> = walk(root).into_iter().collect();
+    v.sort_unstable();
+    v
+}
+
 /// Every non-ignored file below `root` (files and symlinks), in parallel.
-fn walk(root: &Path) -> std::collections::HashSet<String> {
+pub fn walk(root: &Path) -> std::collections::HashSet<String> {
     let found = std::sync::Mutex::new(std::collections::HashSet::new());
     let mut walk = ignore::WalkBuilder::new(root);
     walk.hidden(false)

@@ -8,7 +8,7 @@ use pipetrim_queries::{Database, Workspace};
 use salsa::Setter;
 
 use crate::error::Error;
-use crate::repo::load::{DiskLoader, visible_files};
+use crate::repo::load::{DiskLoader, scan_cached};
 
 /// How to build the model.
 #[derive(Debug, Clone)]
@@ -16,6 +16,8 @@ pub struct SessionOptions {
     pub pipeline: String,
     pub python_roots: Vec<String>,
     pub lazy_imports: bool,
+    /// The persistent cache's directory; `None` runs without it.
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Default for SessionOptions {
@@ -24,6 +26,7 @@ impl Default for SessionOptions {
             pipeline: "test".into(),
             python_roots: vec!["misc/python".into()],
             lazy_imports: false,
+            cache_dir: None,
         }
     }
 }
@@ -37,11 +40,12 @@ pub struct Session {
 impl Session {
     /// Loads the visible files of `root`; contents are read on demand.
     pub fn open(root: &Path, opts: &SessionOptions) -> Result<Self, Error> {
-        let files = visible_files(root)?;
+        let cache = opts.cache_dir.as_deref().map(crate::cache::shared);
+        let (files, index) = scan_cached(root, cache.as_deref())?;
         Ok(Self::from_parts(
             root,
             files,
-            Arc::new(DiskLoader::new(root)),
+            Arc::new(DiskLoader::with_index(root, index)),
             opts,
         ))
     }
@@ -54,6 +58,10 @@ impl Session {
         opts: &SessionOptions,
     ) -> Self {
         let mut db = Database::new(loader);
+        if let Some(dir) = &opts.cache_dir {
+            let cache: Arc<dyn pipetrim_queries::cache::LeafCache> = crate::cache::shared(dir);
+            db.set_leaf_cache(Some(cache));
+        }
         let ws = db.workspace(
             files,
             Vec::new(),

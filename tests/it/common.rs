@@ -59,8 +59,16 @@ pub fn hermetic(program: impl AsRef<OsStr>, home: &Path) -> Command {
         .env("GIT_COMMITTER_NAME", "Test")
         .env("GIT_COMMITTER_EMAIL", "test@example.com")
         .env("GIT_AUTHOR_DATE", "2024-01-01T00:00:00Z")
-        .env("GIT_COMMITTER_DATE", "2024-01-01T00:00:00Z");
+        .env("GIT_COMMITTER_DATE", "2024-01-01T00:00:00Z")
+        // One persistent cache for every run of the suite (runs in parallel
+        // share it, as CI jobs on one agent do), never the user's.
+        .env("PIPETRIM_CACHE_DIR", test_cache_dir());
     cmd
+}
+
+/// The persistent cache the binary's runs share, below the test target dir.
+pub fn test_cache_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("it-cache")
 }
 
 /// Runs `cmd` and returns its stdout; fails the test if it fails.

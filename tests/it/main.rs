@@ -6,6 +6,7 @@ mod common;
 
 mod bootstrap;
 mod builder_legacy;
+mod cache;
 mod explain;
 mod failsafe;
 mod fuzz;

@@ -10,10 +10,10 @@ use ruff_python_ast::visitor::{self, Visitor};
 use ruff_python_ast::{self as ast, Expr, Stmt};
 use ruff_text_size::{Ranged, TextSize};
 
-use crate::db::{Db, File};
+use crate::db::{Db, File, content_text};
 
 /// What one Python file says, as far as pipetrim cares.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct ModuleSummary {
     /// Every `import` / `from … import` and every dynamic import with a
     /// literal argument, in source order.
@@ -39,7 +39,7 @@ pub struct ModuleSummary {
 }
 
 /// A syntax error (or unreadable file): the summary is then empty.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct ParseFailure {
     pub line: Option<usize>,
     pub message: String,
@@ -47,7 +47,7 @@ pub struct ParseFailure {
 
 /// One imported module (one alias of an `import` statement, or one
 /// `from … import` statement).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Import {
     /// Number of leading dots (relative import); 0 for absolute.
     pub level: u32,
@@ -74,7 +74,7 @@ impl Import {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct ImportedName {
     pub name: String,
     pub asname: Option<String>,
@@ -87,21 +87,21 @@ impl ImportedName {
 }
 
 /// `importlib.import_module(x)` / `__import__(x)` with a non-literal `x`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct DynamicImport {
     pub line: usize,
     pub in_function: bool,
     pub type_checking: bool,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum ScopeKind {
     Class,
     Function,
 }
 
 /// A module-level class or function.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Scope {
     pub name: String,
     pub kind: ScopeKind,
@@ -121,7 +121,7 @@ pub struct Scope {
 }
 
 /// A parameter: its name, position (for positional arguments) and default.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Param {
     pub name: String,
     /// Index among the positional parameters (`self` not counted); `None`
@@ -130,7 +130,7 @@ pub struct Param {
     pub default: ParamDefault,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum ParamDefault {
     /// No default, or `None`: contributes no value.
     Absent,
@@ -140,13 +140,13 @@ pub enum ParamDefault {
 }
 
 /// A value assigned to an `"mzbuild"` key, with where it is.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct MzbuildValue {
     pub line: usize,
     pub value: Value,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Value {
     /// `"mzbuild": "postgres"`.
     Literal(String),
@@ -166,7 +166,7 @@ pub enum Value {
 }
 
 /// A module-level alias: `X = f(…)` (`call`) or `X = a.b`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Alias {
     pub name: String,
     pub target: String,
@@ -175,7 +175,7 @@ pub struct Alias {
 }
 
 /// A call `callee(args)`, recorded for its literal arguments.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Call {
     pub callee: String,
     pub line: usize,
@@ -183,13 +183,13 @@ pub struct Call {
     pub args: Vec<Arg>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Arg {
     pub key: ArgKey,
     pub value: ArgValue,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum ArgKey {
     Positional(usize),
     Keyword(String),
@@ -197,7 +197,7 @@ pub enum ArgKey {
     Star,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum ArgValue {
     Str(String),
     None,
@@ -206,18 +206,27 @@ pub enum ArgValue {
 }
 
 /// Parses `file` once and extracts its [`ModuleSummary`].
+/// Kept in the persistent cache under the file's blob id (a summary does
+/// not depend on the path).
 #[salsa::tracked(returns(ref))]
 pub fn module_summary(db: &dyn Db, file: File) -> ModuleSummary {
-    match file.text(db) {
-        Ok(text) => summarize(text),
-        Err(why) => ModuleSummary {
-            parse_error: Some(ParseFailure {
-                line: None,
-                message: format!("file {why}"),
-            }),
-            ..ModuleSummary::default()
+    crate::cache::leaf(
+        db,
+        crate::cache::Kind::ModuleSummary,
+        file,
+        |content| match content_text(content) {
+            Ok(text) => summarize(text),
+            Err(why) => ModuleSummary {
+                parse_error: Some(ParseFailure {
+                    line: None,
+                    message: format!("file {why}"),
+                }),
+                ..ModuleSummary::default()
+            },
         },
-    }
+        |s| Some(s.clone()),
+        |s| s,
+    )
 }
 
 /// The deepest syntax nesting a Python file may have (an upper bound computed

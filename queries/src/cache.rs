@@ -1,0 +1,166 @@
+//! Leaf results kept across runs, keyed by content.
+//!
+//! A leaf query (one file's parse, hash, …) is a pure function of the file's
+//! bytes, and a [`Stamp`](crate::db::Stamp) names those bytes by their git
+//! blob id. So its result can be stored under (kind, schema, blob id) and
+//! reused by any later process that sees the same blob, without reading the
+//! file. The store itself lives in the edges (it does I/O); this crate sees
+//! it only through [`LeafCache`], installed on the database.
+//!
+//! Never trusted: an entry that does not decode is a miss; a failed read is a
+//! miss; results are stored only under a stamp the loader verified against
+//! the bytes actually parsed.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::db::{Db, File, FileContent, file_content};
+
+/// The encodings' version: part of every key. Bump it whenever a cached
+/// type (or what a leaf computes) changes; `tests::encodings_are_pinned`
+/// fails until you do.
+pub const SCHEMA: u16 = 1;
+
+/// What a cache entry holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Kind {
+    /// `python::module_summary`.
+    ModuleSummary = 1,
+    /// `images::mzbuild_config` (successful parses only).
+    Mzbuild = 2,
+    /// `cargo::manifest` (successful parses only).
+    Manifest = 3,
+    /// `cargo::workspace_manifest` (successful parses only).
+    WorkspaceManifest = 4,
+    /// `images::dockerfile_deps`.
+    Dockerfile = 5,
+    /// `fingerprint::content_sha1`.
+    ContentSha1 = 6,
+}
+
+/// A persistent map from keys to bytes. Implementations must be safe to
+/// call from several threads; `get` returns `None` on any failure.
+pub trait LeafCache: Send + Sync {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>>;
+    /// Records an entry (the store may write it later, or never).
+    fn put(&self, key: Vec<u8>, value: Vec<u8>);
+}
+
+/// The key of `kind` for a blob: kind, schema, blob id.
+pub fn key(kind: Kind, blob: &[u8; 20]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(23);
+    k.push(kind as u8);
+    k.extend_from_slice(&SCHEMA.to_le_bytes());
+    k.extend_from_slice(blob);
+    k
+}
+
+/// Encodes a value for the cache.
+pub fn encode<T: Serialize>(value: &T) -> Option<Vec<u8>> {
+    postcard::to_allocvec(value).ok()
+}
+
+/// Decodes a cached value; `None` unless the bytes are exactly one value.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+    match postcard::take_from_bytes::<T>(bytes) {
+        Ok((v, [])) => Some(v),
+        _ => None,
+    }
+}
+
+/// The result of a leaf over `file`'s content: from the cache when the
+/// file's stamp names a blob and an entry decodes; otherwise computed from
+/// the content (read now) and stored when `store` accepts it and the loader
+/// verified the content against the stamp.
+pub(crate) fn leaf<T, R>(
+    db: &dyn Db,
+    kind: Kind,
+    file: File,
+    compute: impl FnOnce(&FileContent) -> T,
+    store: impl FnOnce(&T) -> Option<R>,
+    restore: impl FnOnce(R) -> T,
+) -> T
+where
+    R: Serialize + DeserializeOwned,
+{
+    let blob = file.stamp(db).blob().copied();
+    let cache = db.leaf_cache();
+    if let (Some(cache), Some(blob)) = (cache, blob.as_ref())
+        && let Some(bytes) = cache.get(&key(kind, blob))
+        && let Some(v) = decode::<R>(&bytes)
+    {
+        return restore(v);
+    }
+    let loaded = file_content(db, file);
+    let value = compute(&loaded.content);
+    if let (Some(cache), Some(blob), true) = (cache, blob, loaded.verified)
+        && let Some(repr) = store(&value)
+        && let Some(bytes) = encode(&repr)
+    {
+        cache.put(key(kind, &blob), bytes);
+    }
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bytes every cached kind encodes to, for fixed inputs. If this
+    /// fails, a cached type or what a leaf computes changed: bump
+    /// [`SCHEMA`] (old entries then miss instead of misdecoding) and update
+    /// the digest.
+    #[test]
+    fn encodings_are_pinned() {
+        use sha1::{Digest, Sha1};
+        let summary = crate::python::summarize(
+            "import os\nfrom .a import b as c\nclass S(Base):\n    def __init__(self, mzbuild='x'):\n        config = {'mzbuild': mzbuild}\nX = f(1, k='v')\n",
+        );
+        let manifest = crate::cargo::Manifest {
+            name: "a".into(),
+            dependencies: ["b".to_string()].into(),
+            build_dependencies: Default::default(),
+            dev_dependencies: ["c".to_string()].into(),
+            bins: vec!["d".into()],
+            examples: vec![],
+            autobins: true,
+            autoexamples: false,
+        };
+        let ws = crate::cargo::WorkspaceManifest {
+            members: vec!["src/a".into()],
+            exclude: vec!["misc/*".into()],
+            rust_version: Some("1.95".into()),
+        };
+        let mut h = Sha1::new();
+        for bytes in [
+            encode(&summary),
+            encode(&manifest),
+            encode(&ws),
+            encode(&vec!["base".to_string()]),
+            encode(&[7u8; 20]),
+            crate::images::cached_sample(),
+        ] {
+            let bytes = bytes.unwrap_or_default();
+            h.update((bytes.len() as u64).to_le_bytes());
+            h.update(&bytes);
+        }
+        let digest: [u8; 20] = h.finalize().into();
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            (SCHEMA, hex.as_str()),
+            (1, "8e0231fa4432889d5d1c4dcee43f109479635cd1")
+        );
+    }
+
+    #[test]
+    fn decode_refuses_trailing_bytes_and_garbage() {
+        let bytes = encode(&vec!["a".to_string()]).unwrap_or_default();
+        assert_eq!(decode::<Vec<String>>(&bytes), Some(vec!["a".to_string()]));
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert_eq!(decode::<Vec<String>>(&longer), None);
+        assert_eq!(decode::<Vec<String>>(&[0xff, 0xff, 0xff]), None);
+        assert_eq!(decode::<Vec<String>>(&bytes[..bytes.len() - 1]), None);
+    }
+}

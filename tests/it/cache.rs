@@ -1,0 +1,426 @@
+//! The persistent cache never changes an answer: with, without, damaged,
+//! shared by concurrent runs, or unwritable, the answers are the same.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Output;
+
+use pipetrim::repo::git::{Changes, changes_against, uncommitted};
+use pipetrim::repo::load::{scan, scan_cached};
+use pipetrim::repo::session::{Session, SessionOptions};
+use pipetrim_queries::fingerprint::{Variant, base32, fingerprints};
+use pipetrim_queries::plan::plan;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, RngSeed};
+
+use crate::common::{self, Fixture};
+
+fn cfg() -> Config {
+    let cases = std::env::var("PIPETRIM_FUZZ_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .map_or(6, |c: u32| c.min(64));
+    Config {
+        cases,
+        rng_seed: RngSeed::Fixed(0xcace_0015),
+        failure_persistence: None,
+        ..Config::default()
+    }
+}
+
+/// Everything a session answers that the cache could touch: the visible
+/// files, the plan, and the fingerprints of one variant.
+fn answers(root: &Path, cache_dir: Option<&Path>) -> String {
+    let opts = SessionOptions {
+        cache_dir: cache_dir.map(Path::to_path_buf),
+        ..SessionOptions::default()
+    };
+    let mut s = Session::open(root, &opts).expect("session");
+    let mut changed = match changes_against(root, Some("main")) {
+        Changes::Known { paths, .. } => paths,
+        Changes::Unknown(why) => panic!("change set: {why}"),
+    };
+    changed.extend(uncommitted(root).expect("uncommitted"));
+    s.set_changes(changed, None);
+    let db = &s.db;
+    let files = s.ws.files(db);
+    let variant = Variant::new(
+        db,
+        "x86_64".to_string(),
+        "OPTIMIZED".to_string(),
+        false,
+        "none".to_string(),
+    );
+    let fps = match fingerprints(db, files, variant) {
+        Ok(f) => f
+            .iter()
+            .map(|(n, d)| format!("{n}={}", base32(d)))
+            .collect::<Vec<_>>()
+            .join(","),
+        Err(e) => format!("error: {e}"),
+    };
+    format!(
+        "files: {:?}\nplan: {:?}\nfingerprints: {fps}",
+        s.files(),
+        plan(db, s.ws)
+    )
+}
+
+/// An edit of the fixture (indexes into a fixed palette).
+fn apply(f: &Fixture, kind: u8, arg: u8) {
+    let toggle = |p: &str, line: &str| {
+        let t = f.read(p);
+        if t.contains(line) {
+            f.write(p, t.replacen(line, "", 1));
+        } else {
+            f.write(p, t + line);
+        }
+    };
+    match kind % 12 {
+        // An import the composition did not have.
+        0 => toggle(
+            "test/td/mzcompose.py",
+            "from materialize.mzcompose.services.postgres import Postgres\n",
+        ),
+        // The image a service names.
+        1 => {
+            let p = "misc/python/materialize/mzcompose/services/testdrive.py";
+            let t = f.read(p);
+            let t = if t.contains("= \"testdrive\"") {
+                t.replacen("= \"testdrive\"", "= \"server\"", 1)
+            } else {
+                t.replacen("= \"server\"", "= \"testdrive\"", 1)
+            };
+            f.write(p, t);
+        }
+        // A module that does not parse.
+        2 => toggle(
+            "misc/python/materialize/mzcompose/services/server.py",
+            "def (:\n",
+        ),
+        // A path dependency.
+        3 => {
+            let p = "src/testdrive/Cargo.toml";
+            let dep = "mz-storage = { path = \"../storage\" }\n";
+            let t = f.read(p);
+            let t = if t.contains(&format!("\n{dep}\n[dev")) {
+                t.replacen(dep, "", 1)
+            } else {
+                t.replacen(
+                    "[dev-dependencies]",
+                    &format!("{dep}\n[dev-dependencies]"),
+                    1,
+                )
+            };
+            f.write(p, t);
+        }
+        // An image dependency.
+        4 => toggle("misc/images/prod-base/Dockerfile", "MZFROM assets\n"),
+        5 => f.append("src/base/src/lib.rs", &format!("// edit {arg}\n")),
+        6 => toggle("misc/images/assets/mzbuild.yml", "publish: false\n"),
+        // Files created and deleted.
+        7 => {
+            let p = format!("src/base/src/new{}.rs", arg % 3);
+            if f.path(&p).exists() {
+                std::fs::remove_file(f.path(&p)).unwrap();
+            } else {
+                f.write(&p, format!("// {arg}\n"));
+            }
+        }
+        // An untracked directory, ignored or not.
+        8 => {
+            f.write(&format!("misc/assets/gen{arg}/x.json"), "{}\n");
+            if arg.is_multiple_of(2) {
+                f.append(".gitignore", &format!("gen{arg}/\n"));
+            }
+        }
+        9 => f.commit(&format!("step {arg}")),
+        10 => f.append("ci/test/pipeline.template.yml", &format!("# {arg}\n")),
+        // Back to the committed content.
+        _ => {
+            let _ = common::git(&f.repo, &f.home, &["checkout", "--", "."]);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(cfg())]
+
+    /// Random edit sequences: after each edit, the answers with the cache
+    /// (written by the previous steps, read back from disk) equal those of
+    /// a run without it, and the cached file set equals git's.
+    #[test]
+    fn answers_are_identical_with_and_without_the_cache(
+        steps in proptest::collection::vec(
+            proptest::collection::vec((any::<u8>(), any::<u8>()), 1..4),
+            1..6,
+        )
+    ) {
+        let f = Fixture::git_repo();
+        f.write(".gitignore", "");
+        let dir = f.tmp.path().join("cache");
+        let cache = pipetrim::cache::shared(&dir);
+        for edits in steps {
+            for (kind, arg) in edits {
+                apply(&f, kind, arg);
+            }
+            // Older than the racy window, so unchanged directories are
+            // taken from the cached listings.
+            std::thread::sleep(std::time::Duration::from_millis(120));
+            let with = answers(&f.repo, Some(&dir));
+            cache.flush();
+            let again = answers(&f.repo, Some(&dir));
+            cache.flush();
+            let without = answers(&f.repo, None);
+            prop_assert_eq!(&with, &without);
+            prop_assert_eq!(&again, &without);
+            let (cached_files, _) = scan_cached(&f.repo, Some(&cache)).unwrap();
+            let (files, _) = scan(&f.repo).unwrap();
+            prop_assert_eq!(&cached_files, &files);
+            prop_assert_eq!(files, git_visible(&f));
+        }
+        prop_assert!(cache.stats().hits > 0, "{:?}", cache.stats());
+    }
+}
+
+/// What git says is visible (SPEC §1).
+fn git_visible(f: &Fixture) -> Vec<String> {
+    let tracked = f.git(&["ls-files", "-z"]);
+    let others = f.git(&["ls-files", "-z", "--others", "--exclude-standard"]);
+    let mut out: BTreeSet<String> = BTreeSet::new();
+    for p in tracked.split('\0').filter(|p| !p.is_empty()) {
+        if std::fs::symlink_metadata(f.path(p)).is_ok() {
+            out.insert(p.to_string());
+        }
+    }
+    out.extend(
+        others
+            .split('\0')
+            .filter(|p| !p.is_empty())
+            .map(str::to_string),
+    );
+    out.into_iter().collect()
+}
+
+/// `trim --format json` and `fingerprint` through the binary with the given
+/// cache flags: (stdout of both, stderr of both, exit codes).
+fn binary(f: &Fixture, cache: &[&str]) -> (String, String, Vec<i32>) {
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    let mut codes = Vec::new();
+    for args in [
+        &["trim", "--base", "main", "--format", "json"][..],
+        &["fingerprint", "--arch", "x86_64", "--format", "json"][..],
+    ] {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend_from_slice(cache);
+        let o: Output = f.pipetrim(&all, &[("PIPETRIM_TIMINGS", "1")]);
+        stdout.push_str(&String::from_utf8_lossy(&o.stdout));
+        stderr.push_str(&String::from_utf8_lossy(&o.stderr));
+        codes.push(o.status.code().unwrap_or(-1));
+    }
+    (stdout, stderr, codes)
+}
+
+fn warnings(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| l.starts_with("warning: cache:"))
+        .collect()
+}
+
+/// Hits reported by `PIPETRIM_TIMINGS` over the runs.
+fn hits(stderr: &str) -> usize {
+    stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("timings: cache "))
+        .filter_map(|l| l.split(' ').next()?.parse::<usize>().ok())
+        .sum()
+}
+
+/// A fixture with a change on `feature`, and its answers without a cache.
+fn changed_fixture() -> (Fixture, (String, Vec<i32>)) {
+    let f = Fixture::git_repo();
+    f.append("src/testdrive/src/main.rs", "// changed\n");
+    f.commit("change");
+    let (out, _, codes) = binary(&f, &["--no-cache"]);
+    assert_eq!(codes, vec![0, 0]);
+    (f, (out, codes))
+}
+
+#[test]
+fn a_damaged_or_foreign_cache_is_ignored_and_rebuilt() {
+    let (f, want) = changed_fixture();
+    let dir = f.tmp.path().join("cache");
+    let dir_s = dir.to_str().unwrap().to_string();
+    let flags = ["--cache-dir", dir_s.as_str()];
+    let file = dir.join("leaves-v1.redb");
+    type Damage = fn(&Path);
+    let damages: Vec<(&str, Damage)> = vec![
+        ("truncated to half", |p| {
+            let len = std::fs::metadata(p).unwrap().len();
+            let file = std::fs::OpenOptions::new().write(true).open(p).unwrap();
+            file.set_len(len / 2).unwrap();
+        }),
+        ("truncated to a few bytes", |p| {
+            let file = std::fs::OpenOptions::new().write(true).open(p).unwrap();
+            file.set_len(7).unwrap();
+        }),
+        ("empty", |p| std::fs::write(p, b"").unwrap()),
+        ("garbage", |p| {
+            let len = std::fs::metadata(p).unwrap().len() as usize;
+            let junk: Vec<u8> = (0..len).map(|i| (i * 7919 % 251) as u8).collect();
+            std::fs::write(p, junk).unwrap();
+        }),
+        ("another program's file", |p| {
+            let mut v = b"SQLite format 3\0".to_vec();
+            v.resize(8192, 0);
+            std::fs::write(p, v).unwrap();
+        }),
+        ("a redb file of another format", |p| {
+            std::fs::remove_file(p).unwrap();
+            let db = redb::Database::create(p).unwrap();
+            let tx = db.begin_write().unwrap();
+            {
+                let def: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
+                let mut t = tx.open_table(def).unwrap();
+                t.insert("magic", b"someone else".as_slice()).unwrap();
+                let def: redb::TableDefinition<&[u8], &[u8]> =
+                    redb::TableDefinition::new("entries");
+                let mut t = tx.open_table(def).unwrap();
+                t.insert(b"k".as_slice(), b"v".as_slice()).unwrap();
+            }
+            tx.commit().unwrap();
+        }),
+    ];
+    for (what, damage) in damages {
+        let _ = std::fs::remove_dir_all(&dir);
+        let (out, err, codes) = binary(&f, &flags);
+        assert_eq!((&out, &codes), (&want.0, &want.1), "cold: {err}");
+        assert!(warnings(&err).is_empty(), "{err}");
+        damage(&file);
+        let (out, err, codes) = binary(&f, &flags);
+        assert_eq!((&out, &codes), (&want.0, &want.1), "{what}: {err}");
+        let w = warnings(&err);
+        assert!(
+            w.len() == 1 && w[0].contains("ignored and rebuilt"),
+            "{what}: one line says so: {err}"
+        );
+        // Rebuilt: the next runs use it again.
+        let (out, err, codes) = binary(&f, &flags);
+        assert_eq!((&out, &codes), (&want.0, &want.1), "{what}, after: {err}");
+        assert!(warnings(&err).is_empty(), "{what}, after: {err}");
+        assert!(hits(&err) > 0, "{what}: the rebuilt cache is used: {err}");
+    }
+}
+
+/// Damage inside the file (a byte flipped here and there, as a bad disk
+/// would): whatever redb or the entry checksums make of it, the answers
+/// do not change.
+#[test]
+fn flipped_bytes_never_change_an_answer() {
+    let (f, want) = changed_fixture();
+    let dir = f.tmp.path().join("cache");
+    let dir_s = dir.to_str().unwrap().to_string();
+    let flags = ["--cache-dir", dir_s.as_str()];
+    let file = dir.join("leaves-v1.redb");
+    for round in 0..6u64 {
+        let _ = std::fs::remove_dir_all(&dir);
+        binary(&f, &flags);
+        let mut bytes = std::fs::read(&file).unwrap();
+        let len = bytes.len() as u64;
+        for k in 0..8u64 {
+            let at = ((round * 7 + k) * 0x9e37_79b9 % len) as usize;
+            bytes[at] ^= 0x5a;
+        }
+        std::fs::write(&file, &bytes).unwrap();
+        let (out, err, codes) = binary(&f, &flags);
+        assert_eq!((&out, &codes), (&want.0, &want.1), "round {round}: {err}");
+    }
+}
+
+#[test]
+fn concurrent_runs_share_the_cache_safely() {
+    let (f, want) = changed_fixture();
+    let dir = f.tmp.path().join("cache");
+    let dir_s = dir.to_str().unwrap().to_string();
+    for round in 0..3 {
+        let runs: Vec<_> = (0..3)
+            .map(|_| {
+                let mut cmd = common::pipetrim(
+                    &f.repo,
+                    &f.home,
+                    &[
+                        "trim",
+                        "--base",
+                        "main",
+                        "--format",
+                        "json",
+                        "--cache-dir",
+                        &dir_s,
+                    ],
+                );
+                cmd.stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped());
+                cmd.spawn().unwrap()
+            })
+            .collect();
+        for child in runs {
+            let o = child.wait_with_output().unwrap();
+            let out = String::from_utf8_lossy(&o.stdout);
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(0), "round {round}: {err}");
+            assert!(want.0.starts_with(out.as_ref()), "round {round}: {err}");
+            assert!(
+                warnings(&err).iter().all(|w| !w.contains("rebuilt")),
+                "round {round}: {err}"
+            );
+        }
+    }
+    let (out, err, _) = binary(&f, &["--cache-dir", &dir_s]);
+    assert_eq!(out, want.0);
+    assert!(hits(&err) > 0, "{err}");
+}
+
+#[test]
+fn an_unwritable_cache_directory_does_not_fail_the_run() {
+    let (f, want) = changed_fixture();
+    // A path that cannot be a directory: a file is in the way.
+    let blocked = f.tmp.path().join("not-a-dir");
+    std::fs::write(&blocked, "x").unwrap();
+    let target = blocked.join("cache");
+    let (out, err, codes) = binary(&f, &["--cache-dir", target.to_str().unwrap()]);
+    assert_eq!((&out, &codes), (&want.0, &want.1), "{err}");
+    assert!(!warnings(&err).is_empty(), "says it runs uncached: {err}");
+
+    // A read-only directory, empty and populated. (Root writes anyway:
+    // then the answers must still be the same.)
+    let ro = f.tmp.path().join("ro");
+    std::fs::create_dir_all(&ro).unwrap();
+    binary(&f, &["--cache-dir", ro.to_str().unwrap()]);
+    let empty = f.tmp.path().join("ro-empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    for d in [&ro, &empty] {
+        set_mode(d, 0o555);
+        let (out, err, codes) = binary(&f, &["--cache-dir", d.to_str().unwrap()]);
+        set_mode(d, 0o755);
+        assert_eq!((&out, &codes), (&want.0, &want.1), "{err}");
+    }
+}
+
+#[test]
+fn no_cache_writes_nothing() {
+    let (f, _) = changed_fixture();
+    let dir = f.tmp.path().join("never");
+    let o = f.pipetrim(
+        &["trim", "--base", "main", "--no-cache"],
+        &[("PIPETRIM_CACHE_DIR", dir.to_str().unwrap())],
+    );
+    assert_eq!(o.status.code(), Some(0));
+    assert!(!dir.exists());
+}
+
+fn set_mode(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
