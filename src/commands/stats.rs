@@ -167,6 +167,12 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
         .prefix(".pipetrim-")
         .tempfile_in(parent_dir(path))
         .map_err(err)?;
+    // A temporary file is private (0600); the report is not: it keeps the
+    // mode of the file it replaces, else gets the usual 0644.
+    let mode = std::fs::metadata(path)
+        .map(|m| m.permissions())
+        .unwrap_or_else(|_| std::os::unix::fs::PermissionsExt::from_mode(0o644));
+    tmp.as_file().set_permissions(mode).map_err(err)?;
     tmp.write_all(bytes).map_err(err)?;
     tmp.as_file().sync_all().map_err(err)?;
     tmp.persist(path).map_err(|e| err(e.error))?;

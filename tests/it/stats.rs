@@ -272,6 +272,10 @@ fn markdown_report_and_plot() {
             "{id}"
         );
     }
+    // Readable by others, as any file the user writes.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&svg).expect("plot").permissions().mode();
+    assert_eq!(mode & 0o777, 0o644, "{mode:o}");
     // Nothing but the plot was left beside it (written atomically).
     let left: Vec<_> = std::fs::read_dir(f.tmp.path())
         .expect("tmp")
