@@ -40,7 +40,7 @@ pub fn run(g: &Global, a: &StatsArgs) -> Result<i32, Error> {
     let bar = ProgressBar::with_draw_target(Some(a.commits as u64), ProgressDrawTarget::stderr());
     bar.set_style(
         ProgressStyle::with_template(
-            "{spinner} stats {bar:30} {pos}/{len} commits {per_sec} eta {eta} {msg}",
+            "{spinner} stats {bar:30} {pos}/{len} commits, eta {eta} {msg}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
