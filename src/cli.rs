@@ -57,6 +57,8 @@ pub enum Format {
     Dot,
     /// Mermaid (`graph` only).
     Mermaid,
+    /// Markdown (`stats` only).
+    Markdown,
 }
 
 #[derive(Subcommand, Debug)]
@@ -113,6 +115,34 @@ pub enum Command {
         #[arg(long, default_value = "HEAD")]
         from: String,
     },
+    /// Over N first-parent commits of `--repo` (a git dir, read-only): how
+    /// often each step is kept and why, and which files keep the most steps.
+    Stats(StatsArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct StatsArgs {
+    /// How many commits (each against its first parent).
+    #[arg(long, default_value_t = 300)]
+    pub commits: usize,
+    /// The last commit of the walk.
+    #[arg(long, default_value = "HEAD")]
+    pub from: String,
+    /// Median minutes per step id (JSON or CSV): adds step-minutes run and saved.
+    #[arg(long, value_name = "FILE")]
+    pub durations: Option<PathBuf>,
+    /// Also write the keep-rate plot (one bar per step) as SVG to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+    /// Write the report to FILE (atomically) instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Triggers listed per step.
+    #[arg(long, default_value_t = 3)]
+    pub top: usize,
+    /// Hot inputs listed.
+    #[arg(long, default_value_t = 20)]
+    pub hot: usize,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -309,5 +339,6 @@ fn run_command(cli: &Cli) -> Result<i32, Error> {
         Command::Graph { step, changes } => commands::graph::run(g, step.as_deref(), changes),
         Command::Watch(a) => commands::watch::run(g, a),
         Command::Soak { commits, from } => commands::soak::run(g, *commits, from),
+        Command::Stats(a) => commands::stats::run(g, a),
     }
 }

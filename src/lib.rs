@@ -21,4 +21,5 @@ pub mod error;
 pub mod output;
 pub mod repo;
 pub mod soak;
+pub mod stats;
 pub mod watch;

@@ -3,19 +3,17 @@
 //! (as `watch` does when HEAD moves) plans exactly what a fresh database
 //! plans, and that nothing panics. Reads git objects only (no checkout).
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gix::ObjectId;
 use pipetrim_queries::Diagnostic;
-use pipetrim_queries::plan::{Plan, plan};
-use pipetrim_queries::prime::prime_plan;
+use pipetrim_queries::plan::Plan;
 
 use crate::error::Error;
-use crate::repo::gitload::TreeLoader;
-use crate::repo::session::{Session, SessionOptions};
+use crate::repo::history::{self, Replay, evaluate};
+use crate::repo::session::SessionOptions;
 
 /// What the walk found.
 #[derive(Debug, Default)]
@@ -93,15 +91,6 @@ pub fn proc_status_kib(field: &str) -> u64 {
 
 type Outcome = Result<Arc<Plan>, Diagnostic>;
 
-/// The plan, as `trim` computes it (primed in parallel first); `None` on panic.
-fn evaluate(s: &Session) -> Option<Outcome> {
-    catch_unwind(AssertUnwindSafe(|| {
-        prime_plan(&s.db, s.ws);
-        plan(&s.db, s.ws).clone()
-    }))
-    .ok()
-}
-
 fn describe(a: &Outcome, b: &Outcome) -> String {
     match (a, b) {
         (Ok(a), Ok(b)) => {
@@ -140,38 +129,6 @@ fn describe(a: &Outcome, b: &Outcome) -> String {
     }
 }
 
-/// `n` first-parent commits ending at `from`, oldest first, each with its
-/// first parent. Fewer if the history is shorter.
-pub fn first_parent_chain(
-    repo: &gix::Repository,
-    from: &str,
-    n: usize,
-) -> Result<Vec<(ObjectId, ObjectId)>, Error> {
-    let start = repo
-        .rev_parse_single(from)
-        .map_err(|e| Error::Usage(format!("`{from}` does not name a revision: {e}")))?
-        .object()
-        .map_err(|e| Error::Git(e.to_string()))?
-        .peel_to_commit()
-        .map_err(|e| Error::Usage(format!("`{from}` does not name a commit: {e}")))?
-        .id;
-    let mut out = Vec::with_capacity(n);
-    let mut cur = start;
-    while out.len() < n {
-        let commit = repo
-            .find_commit(cur)
-            .map_err(|e| Error::Git(format!("cannot read commit {cur}: {e}")))?;
-        let Some(parent) = commit.parent_ids().next() else {
-            break;
-        };
-        let parent = parent.detach();
-        out.push((cur, parent));
-        cur = parent;
-    }
-    out.reverse();
-    Ok(out)
-}
-
 /// Walks `n` commits ending at `from` in the repository at `gitdir` (opened
 /// read-only). `progress` is called after each commit.
 pub fn soak(
@@ -181,48 +138,27 @@ pub fn soak(
     opts: &SessionOptions,
     mut progress: impl FnMut(usize, &ObjectId, &SoakReport),
 ) -> Result<SoakReport, Error> {
-    let repo = gix::open_opts(gitdir, gix::open::Options::isolated()).map_err(|e| {
-        Error::Git(format!(
-            "`{}` is not a git repository: {e}",
-            gitdir.display()
-        ))
-    })?;
-    let chain = first_parent_chain(&repo, from, n)?;
+    let repo = history::open(gitdir)?;
+    let chain = history::first_parent_chain(&repo, from, n)?;
     let Some(&(_, first_parent)) = chain.first() else {
         return Err(Error::Usage(format!(
             "`{from}` has no parent: nothing to soak"
         )));
     };
     let t0 = Instant::now();
-    let loader = Arc::new(TreeLoader::new(repo.clone().into_sync()));
-    let new_session = |loader: &Arc<TreeLoader>, files: Vec<String>| {
-        Session::from_parts(gitdir, files, loader.clone(), opts)
-    };
     // The incremental database starts at the first commit's parent.
-    let files = loader.set_commit(first_parent)?;
-    let mut inc = new_session(&loader, files);
-    let _ = evaluate(&inc);
+    let mut replay = Replay::new(repo, gitdir, opts);
+    replay.move_to(first_parent)?;
+    let _ = evaluate(&replay.session);
     let mut report = SoakReport::default();
     for (i, (commit, parent)) in chain.iter().enumerate() {
-        let changes = crate::repo::git::diff_paths(&repo, *parent, *commit)?;
-        // Move the incremental database: new file list, reload every path a
-        // query read whose blob differs from the previous commit's.
-        let before = loader.index();
-        let files = loader.set_commit(*commit)?;
-        let after = loader.index();
-        inc.set_files(files.clone());
-        for path in inc.db.loaded_paths() {
-            if before.get(&path) != after.get(&path) {
-                inc.db.reload(&path);
-            }
-        }
-        inc.set_changes(changes.clone(), None);
+        let changes = replay.advance(*parent, *commit)?;
         let t = Instant::now();
-        let a = evaluate(&inc);
+        let a = evaluate(&replay.session);
         report.incremental += t.elapsed();
 
-        let fixed = Arc::new(loader.snapshot());
-        let mut fresh = new_session(&fixed, files);
+        let fixed = Arc::new(replay.loader().snapshot());
+        let mut fresh = replay.fresh(fixed, replay.session.files().to_vec());
         fresh.set_changes(changes, None);
         let t = Instant::now();
         let b = evaluate(&fresh);
@@ -254,8 +190,7 @@ pub fn soak(
                 report.panics += usize::from(a.is_none()) + usize::from(b.is_none());
                 if a.is_none() {
                     // A panic may leave the database mid-update: start over here.
-                    let files = loader.index().paths();
-                    inc = new_session(&loader, files);
+                    replay.restart();
                 }
             }
         }

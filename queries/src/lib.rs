@@ -18,6 +18,7 @@ pub mod plan;
 pub mod prime;
 pub mod python;
 pub mod specs;
+pub mod stats;
 mod yaml;
 
 pub use db::{

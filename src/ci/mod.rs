@@ -8,6 +8,7 @@
 //! - [`finish`]: the finishing passes on the pipeline YAML (SPEC §7);
 //! - [`builds`]: the image specs of a build per arch, for build trimming
 //!   (SPEC §7–§8);
+//! - [`durations`]: median step durations for `stats` (JSON or CSV);
 //! - [`upload`]: `buildkite-agent pipeline upload`;
 //! - [`builder`] and [`bootstrap`]: the ci-builder tag and the bootstrap
 //!   pipeline (SPEC §9).
@@ -15,6 +16,7 @@
 pub mod bootstrap;
 pub mod builder;
 pub mod builds;
+pub mod durations;
 pub mod env;
 pub mod finish;
 pub mod trim;

@@ -13,6 +13,7 @@ pub mod fingerprint;
 pub mod graph;
 pub mod images;
 pub mod soak;
+pub mod stats;
 pub mod trim;
 pub mod watch;
 
@@ -63,7 +64,9 @@ fn print_out(g: &Global, json: &serde_json::Value, text: &str) -> Result<i32, Er
             "{}",
             serde_json::to_string_pretty(json).unwrap_or_default()
         ),
-        Format::Text | Format::Dot | Format::Mermaid => writeln!(out, "{}", text.trim_end()),
+        Format::Text | Format::Dot | Format::Mermaid | Format::Markdown => {
+            writeln!(out, "{}", text.trim_end())
+        }
     };
     r.map_err(|e| Error::Io(e.to_string()))?;
     Ok(0)

@@ -112,7 +112,9 @@ fn trim_pipeline(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
             let json = trim_json(&plan, d.trimmed, d.dry_run, &d.reason);
             print_out(g, &json, "")
         }
-        Format::Text | Format::Dot | Format::Mermaid => write_pipeline(&pipeline, a),
+        Format::Text | Format::Dot | Format::Mermaid | Format::Markdown => {
+            write_pipeline(&pipeline, a)
+        }
     }
 }
 

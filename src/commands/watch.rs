@@ -9,7 +9,7 @@ pub fn run(g: &Global, a: &WatchArgs) -> Result<i32, Error> {
     let opts = g.session_options()?;
     let output = match g.format {
         Format::Json => watch::Output::Json,
-        Format::Text | Format::Dot | Format::Mermaid => watch::Output::Text,
+        Format::Text | Format::Dot | Format::Mermaid | Format::Markdown => watch::Output::Text,
     };
     watch::run(&g.repo, &opts, a.base.clone(), output)
 }

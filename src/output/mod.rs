@@ -6,3 +6,4 @@ pub mod explain;
 pub mod graph;
 pub mod progress;
 pub mod report;
+pub mod stats;

@@ -1,5 +1,6 @@
 //! Reading a commit's tree straight from git objects: no checkout, nothing
-//! written. Used by `pipetrim soak` to evaluate many commits of a history.
+//! written. Used by `pipetrim soak` and `pipetrim stats` (through
+//! [`crate::repo::history`]) to evaluate many commits of a history.
 //!
 //! Symlinks: git stores a symlink as a blob holding the link target, and that
 //! target text is what [`TreeLoader`] returns (with [`FileMode::Symlink`]).
@@ -8,8 +9,8 @@
 //! The soak compares plans (incremental against from scratch, both through
 //! this loader), never fingerprints, so this does not matter there.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
 
 use gix::ObjectId;
 use pipetrim_queries::{FileContent, FileMode, Loaded, Loader, Stamp};
@@ -75,6 +76,10 @@ impl TreeIndex {
 pub struct TreeLoader {
     repo: gix::ThreadSafeRepository,
     index: RwLock<Arc<TreeIndex>>,
+    /// Paths whose blob could not be read (a partial clone lacks it, or
+    /// the object store is damaged): the model treats them fail safe, and
+    /// `stats` says which they were.
+    unreadable: Mutex<BTreeSet<String>>,
 }
 
 impl TreeLoader {
@@ -84,6 +89,7 @@ impl TreeLoader {
         TreeLoader {
             repo,
             index: RwLock::new(Arc::default()),
+            unreadable: Mutex::default(),
         }
     }
 
@@ -105,7 +111,14 @@ impl TreeLoader {
         TreeLoader {
             repo: self.repo.clone(),
             index: RwLock::new(self.index()),
+            unreadable: Mutex::default(),
         }
+    }
+
+    /// The paths whose blob could not be read so far.
+    pub fn unreadable(&self) -> Vec<String> {
+        let set = self.unreadable.lock().unwrap_or_else(|e| e.into_inner());
+        set.iter().cloned().collect()
     }
 }
 
@@ -114,7 +127,7 @@ impl Loader for TreeLoader {
         let Some((oid, mode)) = self.index().get(path) else {
             return (FileContent::Missing, FileMode::Regular);
         };
-        (self.read_blob(oid), mode)
+        (self.read_blob(path, oid), mode)
     }
 
     /// The tree names every blob: nothing is read.
@@ -122,7 +135,7 @@ impl Loader for TreeLoader {
         match self.index().get(path) {
             Some((oid, mode)) => match oid.as_slice().try_into() {
                 Ok(id) => (Stamp::Blob(id), mode),
-                Err(_) => (Stamp::of(&self.read_blob(oid)), mode),
+                Err(_) => (Stamp::of(&self.read_blob(path, oid)), mode),
             },
             None => (Stamp::Missing, FileMode::Regular),
         }
@@ -132,7 +145,7 @@ impl Loader for TreeLoader {
     fn load_stamped(&self, path: &str, stamp: &Stamp) -> Loaded {
         match stamp.blob().and_then(|b| ObjectId::try_from(&b[..]).ok()) {
             Some(oid) => Loaded {
-                content: self.read_blob(oid),
+                content: self.read_blob(path, oid),
                 verified: true,
             },
             None => {
@@ -147,7 +160,9 @@ impl Loader for TreeLoader {
 }
 
 impl TreeLoader {
-    fn read_blob(&self, oid: ObjectId) -> FileContent {
+    /// The blob's content; one that cannot be found is remembered as
+    /// `path` (see [`TreeLoader::unreadable`]).
+    fn read_blob(&self, path: &str, oid: ObjectId) -> FileContent {
         let repo = self.repo.to_thread_local();
         // As the disk loader: big files are not read (nor parsed).
         if let Ok(h) = repo.find_header(oid)
@@ -160,7 +175,13 @@ impl TreeLoader {
         }
         match repo.find_blob(oid) {
             Ok(blob) => FileContent::Bytes(blob.data.clone().into()),
-            Err(e) => FileContent::Unreadable(e.to_string()),
+            Err(e) => {
+                self.unreadable
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(path.to_string());
+                FileContent::Unreadable(e.to_string())
+            }
         }
     }
 }

@@ -16,5 +16,6 @@ mod harden;
 mod model;
 mod reference;
 mod soak;
+mod stats;
 mod trim;
 mod watch;

@@ -14,6 +14,9 @@
 //! The generator also works out, from its own model, what a correct engine
 //! must decide for the `feature` change ([`GenSummary`]), so tests can check
 //! the engine against ground truth rather than against itself.
+//! [`generate_history`] does the same for a linear history of edits: which
+//! steps each commit keeps, by which kinds of reason and through which
+//! inputs (what `pipetrim stats` counts).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt::Write as _;
@@ -21,6 +24,9 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+mod history;
+pub use history::{CommitTruth, HistoryTruth, KeptTruth, generate_history};
 
 /// The seed the benches and `gen-fixture` use by default.
 pub const DEFAULT_SEED: u64 = 0x5eed_7715;
