@@ -904,7 +904,8 @@ fn fingerprint_unreadable_file() {
         .write(true)
         .open(t.path().join("src/lib/src/lib.rs"))
         .unwrap();
-    f.set_len(pipetrim::repo::load::MAX_PARSE_BYTES + 1).unwrap();
+    f.set_len(pipetrim::repo::load::MAX_PARSE_BYTES + 1)
+        .unwrap();
     let o = pipetrim(t.path(), &["fingerprint"]);
     assert_error(&o, "src/lib/src/lib.rs", None, "cannot be hashed");
     assert!(o.stderr.contains("is larger than"), "{}", o.stderr);
