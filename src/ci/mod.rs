@@ -9,9 +9,11 @@
 //! - [`builds`]: the image specs of a build per arch, for build trimming
 //!   (SPEC §7–§8);
 //! - [`upload`]: `buildkite-agent pipeline upload`;
+//! - [`annotate`]: `buildkite-agent annotate` (the decisions on the build page);
 //! - [`builder`] and [`bootstrap`]: the ci-builder tag and the bootstrap
 //!   pipeline (SPEC §9).
 
+pub mod annotate;
 pub mod bootstrap;
 pub mod builder;
 pub mod builds;

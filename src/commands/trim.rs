@@ -19,9 +19,11 @@ use serde_yaml_ng::Value;
 use super::{changes, print_out, session};
 use crate::ci::env::{Overrides, TrimContext};
 use crate::ci::finish::{self, BuildHashes, FinishOptions};
-use crate::ci::{builds, trim, upload};
+use crate::ci::{annotate, builds, trim, upload};
 use crate::cli::{Format, Global, TrimArgs};
 use crate::error::Error;
+use crate::output::explain::Evidence;
+use crate::output::markdown::{self, Summary};
 use crate::output::report::{text_report, trim_json};
 use crate::repo::changes::ResolvedChanges;
 use crate::repo::session::Session;
@@ -106,14 +108,45 @@ fn trim_pipeline(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
     finish::finish(&mut pipeline, &ctx.finish)
         .map_err(|e| Error::Usage(format!("{}: {e}", tpl.path)))?;
     report(&plan, &decision.reason);
-    match g.format {
+    let code = match g.format {
         Format::Json => {
             let d = &decision;
             let json = trim_json(&plan, d.trimmed, d.dry_run, &d.reason);
-            print_out(g, &json, "")
+            print_out(g, &json, "")?
         }
-        Format::Text | Format::Dot | Format::Mermaid => write_pipeline(&pipeline, a),
+        Format::Text | Format::Dot | Format::Mermaid => write_pipeline(&pipeline, a)?,
+    };
+    let summary = Summary {
+        plan: &plan,
+        trimmed: decision.trimmed,
+        dry_run: decision.dry_run,
+        reason: &decision.reason,
+        against: &against,
+        pipeline: &g.pipeline,
+    };
+    publish_markdown(&s, &summary, a)?;
+    Ok(code)
+}
+
+/// The Markdown summary, after the pipeline is out: to `--report-markdown`
+/// (a failed write is an error, as for `--output`) and, with `--annotate`,
+/// to the build page (a failure there only warns: the trim succeeded).
+fn publish_markdown(s: &Session, summary: &Summary, a: &TrimArgs) -> Result<(), Error> {
+    if !a.annotate && a.report_markdown.is_none() {
+        return Ok(());
     }
+    let md = markdown::trim_markdown(summary, &Evidence::of(s));
+    if let Some(path) = &a.report_markdown {
+        std::fs::write(path, &md)
+            .map_err(|e| Error::Io(format!("cannot write `{}`: {e}", path.display())))?;
+    }
+    if a.annotate {
+        let style = markdown::style(summary.plan);
+        if let Err(e) = annotate::annotate(&md, style, a.annotate_cmd.as_deref()) {
+            eprintln!("warning: no annotation on the build page: {e}");
+        }
+    }
+    Ok(())
 }
 
 /// The build hashes, or `None` with a warning: without them the build

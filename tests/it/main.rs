@@ -4,6 +4,7 @@
 
 mod common;
 
+mod annotate;
 mod bootstrap;
 mod builder_legacy;
 mod explain;
