@@ -261,10 +261,11 @@ pub struct WatchArgs {
 /// Runs the CLI; returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    let repo = cli.global.repo.clone();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::output::diagnostic::print_error(&e, &repo);
             e.exit_code()
         }
     }

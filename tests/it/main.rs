@@ -7,6 +7,7 @@ mod common;
 mod annotate;
 mod bootstrap;
 mod builder_legacy;
+mod cli;
 mod explain;
 mod failsafe;
 mod fuzz;
