@@ -19,3 +19,4 @@ mod reference;
 mod soak;
 mod trim;
 mod watch;
+mod watch_json;
