@@ -209,3 +209,47 @@ proptest! {
         prop_assert_eq!(kept_trim, kept_affected);
     }
 }
+
+#[test]
+fn explain_names_the_function_level_import_with_lazy_imports() {
+    let f = common::Fixture::plain();
+    let postgres = "misc/python/materialize/mzcompose/services/postgres.py";
+    f.append(
+        "test/td/mzcompose.py",
+        "\n\ndef workflow_pg(c: Composition) -> None:\n    from materialize.mzcompose.services.postgres import Postgres\n",
+    );
+    let line = f.read("test/td/mzcompose.py").lines().count();
+    let list = f.tmp.path().join("changed");
+    std::fs::write(&list, postgres).expect("write list");
+    let list = list.to_str().expect("utf-8");
+    // Without --lazy-imports the import inside a function does not count.
+    let out = f.pipetrim(&["explain", "testdrive", "--changed-files", list], &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("is TRIMMED"), "{text}");
+
+    let args = [
+        "--lazy-imports",
+        "explain",
+        "testdrive",
+        "--changed-files",
+        list,
+    ];
+    let out = f.pipetrim(&args, &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let want = format!("(postgres.py ← test/td/mzcompose.py:{line} (in a function))");
+    assert!(text.contains(&want), "want {want} in:\n{text}");
+
+    let mut json_args = args.to_vec();
+    json_args.extend(["--format", "json"]);
+    let out = f.pipetrim(&json_args, &[]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let imports = &v["evidence"][0]["chain"][1]["imports"];
+    assert_eq!(
+        imports,
+        &serde_json::json!([
+            {"file": postgres, "function_level": false},
+            {"file": "test/td/mzcompose.py", "line": line, "function_level": true},
+        ]),
+        "{v:#}"
+    );
+}
