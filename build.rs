@@ -5,10 +5,14 @@
 //! from a tarball has no `.git`; one unpacked inside another repository must
 //! not describe that one), it is the crate version alone.
 //!
-//! A new describe means recompiling the crate, so the script asks to rerun
-//! only when HEAD, the branch it points to, the packed refs or the tags
-//! move, never on a work-tree edit: that is why the describe has no
-//! `-dirty` mark (it would be stale or would rebuild after every edit).
+//! A new describe means recompiling the crate, so:
+//! - only builds of the release profile (and those inheriting it) ask git:
+//!   the dev profile, which tests and the edit-compile loop use, says the
+//!   crate version, and a commit does not rebuild the crate there;
+//! - the script reruns only when HEAD, the branch it points to, the packed
+//!   refs or the tags move, never on a work-tree edit: that is why the
+//!   describe has no `-dirty` mark (it would be stale, or would rebuild
+//!   after every edit).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,9 +23,10 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=PIPETRIM_BUILD_DESCRIBE");
     // An explicit describe (a packager's), or none: `PIPETRIM_BUILD_DESCRIBE=`.
+    let release = std::env::var("PROFILE").is_ok_and(|p| p == "release");
     let describe = match std::env::var("PIPETRIM_BUILD_DESCRIBE") {
         Ok(d) => Some(d).filter(|d| !d.is_empty()),
-        Err(_) if dir.join(".git").exists() => git_describe(&dir),
+        Err(_) if release && dir.join(".git").exists() => git_describe(&dir),
         Err(_) => None,
     };
     let version = match describe {

@@ -179,7 +179,8 @@ pub struct TrimArgs {
     #[arg(long)]
     pub annotate: bool,
     /// With --annotate: run CMD (`sh -c`) instead of `buildkite-agent
-    /// annotate`, the Markdown on its stdin and the style in
+    /// annotate`: the Markdown on its stdin, `--style S --context pipetrim`
+    /// as its arguments (`"$@"`), the style also in
     /// `$PIPETRIM_ANNOTATION_STYLE`.
     #[arg(long, value_name = "CMD", requires = "annotate")]
     pub annotate_cmd: Option<String>,
