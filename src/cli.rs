@@ -13,7 +13,7 @@ use crate::repo::session::SessionOptions;
 #[derive(Parser, Debug)]
 #[command(
     name = "pipetrim",
-    version,
+    version = env!("PIPETRIM_VERSION"),
     about = "Decides which CI steps a change needs, and proves why."
 )]
 pub struct Cli {
@@ -118,6 +118,22 @@ pub enum Command {
     /// Over N first-parent commits of `--repo` (a git dir, read-only): how
     /// often each step is kept and why, and which files keep the most steps.
     Stats(StatsArgs),
+    /// Print the shell completion script for SHELL on stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Write the man pages (`pipetrim.1`, `pipetrim-trim.1`, …) into DIR,
+    /// or print `pipetrim.1` on stdout without DIR.
+    Man { dir: Option<PathBuf> },
+}
+
+/// The shells `completions` writes for.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -194,6 +210,20 @@ pub struct TrimArgs {
     /// With --upload: pass --dry-run to buildkite-agent.
     #[arg(long)]
     pub dry_run: bool,
+    /// Show the decisions on the build page: a Markdown summary piped to
+    /// `buildkite-agent annotate --style info|warning --context pipetrim`.
+    /// A failing agent is a warning, never a failed trim.
+    #[arg(long)]
+    pub annotate: bool,
+    /// With --annotate: run CMD (`sh -c`) instead of `buildkite-agent
+    /// annotate`: the Markdown on its stdin, `--style S --context pipetrim`
+    /// as its arguments (`"$@"`), the style also in
+    /// `$PIPETRIM_ANNOTATION_STYLE`.
+    #[arg(long, value_name = "CMD", requires = "annotate")]
+    pub annotate_cmd: Option<String>,
+    /// Also write the Markdown summary to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report_markdown: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -269,10 +299,11 @@ pub struct WatchArgs {
 /// Runs the CLI; returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    let repo = cli.global.repo.clone();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::output::diagnostic::print_error(&e, &repo);
             e.exit_code()
         }
     }
@@ -340,5 +371,7 @@ fn run_command(cli: &Cli) -> Result<i32, Error> {
         Command::Watch(a) => commands::watch::run(g, a),
         Command::Soak { commits, from } => commands::soak::run(g, *commits, from),
         Command::Stats(a) => commands::stats::run(g, a),
+        Command::Completions { shell } => commands::completions::run(*shell),
+        Command::Man { dir } => commands::man::run(dir.as_deref()),
     }
 }

@@ -67,7 +67,8 @@ pub struct Evaluation {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub changes_unknown: Option<String>,
     /// The answer repeats the last one (same change set, steps and error):
-    /// not printed, `seq` not advanced.
+    /// text output skips it and `seq` is not advanced; JSON output prints
+    /// every evaluation, numbered by [`WatchEngine::number`].
     #[serde(skip)]
     pub quiet: bool,
 }
@@ -150,6 +151,14 @@ impl WatchEngine {
             self.commit(&mut ev);
         }
         ev
+    }
+
+    /// Gives a quiet answer that is printed anyway (`--format json` prints
+    /// every evaluation) the next `seq`. The last answer stays as it is:
+    /// a quiet one equals it.
+    pub fn number(&mut self, ev: &mut Evaluation) {
+        ev.seq = self.seq;
+        self.seq += 1;
     }
 
     fn current_changes(&self) -> (Vec<String>, Option<String>) {
@@ -727,6 +736,7 @@ pub fn run(
     // nothing is left half-printed.
     drop(tx);
 
+    let own_output = OwnOutput::of_stdout();
     let mut engine = WatchEngine::open(&root, opts, base)?;
     let first = engine.evaluate();
     emit(&first, output)?;
@@ -770,7 +780,17 @@ pub fn run(
         }
         batch.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
         batch.dedup();
-        let ev = engine.apply(&batch);
+        let mut ev = engine.apply(&batch);
+        // JSON prints every evaluation, so that a tool sees each edit was
+        // processed; but not a quiet one that only our own output caused
+        // (stdout redirected into the tree), which would feed back forever.
+        if ev.quiet
+            && output == Output::Json
+            && !own_output.as_ref().is_some_and(|o| o.caused(&root, &batch))
+        {
+            engine.number(&mut ev);
+            ev.quiet = false;
+        }
         if !ev.quiet {
             emit(&ev, output)?;
         }
@@ -779,6 +799,51 @@ pub fn run(
     drop(watcher);
     let _ = std::io::stdout().flush();
     Ok(0)
+}
+
+/// The file stdout writes to, when it is a regular file (a redirect): its
+/// device and inode, to recognise events that our own output caused.
+struct OwnOutput {
+    dev: u64,
+    ino: u64,
+}
+
+impl OwnOutput {
+    #[cfg(unix)]
+    fn of_stdout() -> Option<Self> {
+        use std::os::fd::AsFd;
+        use std::os::unix::fs::MetadataExt;
+        let fd = std::io::stdout().as_fd().try_clone_to_owned().ok()?;
+        let meta = std::fs::File::from(fd).metadata().ok()?;
+        meta.is_file().then(|| OwnOutput {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        })
+    }
+
+    #[cfg(not(unix))]
+    fn of_stdout() -> Option<Self> {
+        None
+    }
+
+    /// Every change of the batch is to our own output file.
+    fn caused(&self, root: &Path, batch: &[PathChange]) -> bool {
+        batch.iter().all(|c| match c {
+            PathChange::Path(p) => self.is(&root.join(p)),
+            PathChange::Rescan => false,
+        })
+    }
+
+    #[cfg(unix)]
+    fn is(&self, path: &Path) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).is_ok_and(|m| m.dev() == self.dev && m.ino() == self.ino)
+    }
+
+    #[cfg(not(unix))]
+    fn is(&self, _path: &Path) -> bool {
+        false
+    }
 }
 
 fn emit(ev: &Evaluation, output: Output) -> Result<(), Error> {

@@ -10,9 +10,11 @@
 //!   (SPEC §7–§8);
 //! - [`durations`]: median step durations for `stats` (JSON or CSV);
 //! - [`upload`]: `buildkite-agent pipeline upload`;
+//! - [`annotate`]: `buildkite-agent annotate` (the decisions on the build page);
 //! - [`builder`] and [`bootstrap`]: the ci-builder tag and the bootstrap
 //!   pipeline (SPEC §9).
 
+pub mod annotate;
 pub mod bootstrap;
 pub mod builder;
 pub mod builds;

@@ -1,13 +1,12 @@
 //! `pipetrim affected PATH…`: which steps a change to these paths would
 //! keep, each with its chains of evidence. No git needed.
 
-use pipetrim_queries::images::image_graph;
 use serde_json::json;
 
 use super::{planned, print_out};
 use crate::cli::Global;
 use crate::error::Error;
-use crate::output::explain::{explain_json, explain_text};
+use crate::output::explain::{Evidence, explain_json, explain_text};
 
 pub fn run(g: &Global, paths: &[String]) -> Result<i32, Error> {
     let paths: Vec<String> = paths
@@ -15,17 +14,17 @@ pub fn run(g: &Global, paths: &[String]) -> Result<i32, Error> {
         .map(|p| p.trim_start_matches("./").to_string())
         .collect();
     let (s, p) = planned(g, paths, None)?;
-    let graph = image_graph(&s.db, s.ws.files(&s.db)).clone().ok();
+    let ev = Evidence::of(&s);
     let kept: Vec<_> = p.steps.iter().filter(|d| d.kept).collect();
     let mut text = String::new();
     for d in &kept {
-        text.push_str(&explain_text(d, graph.as_deref()));
+        text.push_str(&explain_text(d, &ev));
     }
     if kept.is_empty() {
         text.push_str("no step would run for these paths\n");
     }
     let json = json!({
-        "steps": kept.iter().map(|d| explain_json(d, graph.as_deref())).collect::<Vec<_>>(),
+        "steps": kept.iter().map(|d| explain_json(d, &ev)).collect::<Vec<_>>(),
         "errors": p.errors,
     });
     print_out(g, &json, &text)

@@ -8,6 +8,7 @@ use super::session;
 use crate::ci::bootstrap::{BootstrapPlan, CommandCheck, mkpipeline_command, plan_bootstrap};
 use crate::cli::{BootstrapArgs, Cli, Global};
 use crate::error::Error;
+use crate::output::diagnostic::warn;
 
 pub fn run(g: &Global, a: &BootstrapArgs) -> Result<i32, Error> {
     let s = session(g)?;
@@ -23,7 +24,9 @@ pub fn run(g: &Global, a: &BootstrapArgs) -> Result<i32, Error> {
             check_failures,
         } => {
             for f in &check_failures {
-                eprintln!("warning: existence check failed, treating as missing: {f:?}");
+                warn(format_args!(
+                    "existence check failed, treating as missing: {f:?}"
+                ));
             }
             eprintln!(
                 "{} ci-builder image(s) missing: bootstrap pipeline on stdout",

@@ -1,17 +1,15 @@
 //! `pipetrim explain STEP`: why a step is kept or trimmed, as chains of
 //! evidence from a changed file to the step.
 
-use pipetrim_queries::images::image_graph;
-
 use super::{changes, planned, print_out};
 use crate::cli::{ChangeArgs, Global};
 use crate::error::Error;
-use crate::output::explain::{explain_json, explain_text};
+use crate::output::explain::{Evidence, explain_json, explain_text};
 
 pub fn run(g: &Global, step: &str, a: &ChangeArgs) -> Result<i32, Error> {
     let changes = changes(&g.repo, a)?;
     let (s, p) = planned(g, changes.paths, changes.unknown)?;
-    let graph = image_graph(&s.db, s.ws.files(&s.db)).clone().ok();
+    let ev = Evidence::of(&s);
     let Some(d) = p.steps.iter().find(|d| d.id == step) else {
         let known: Vec<&str> = p.steps.iter().map(|d| d.id.as_str()).collect();
         return Err(Error::Usage(format!(
@@ -24,6 +22,6 @@ pub fn run(g: &Global, step: &str, a: &ChangeArgs) -> Result<i32, Error> {
                 .join(", ")
         )));
     };
-    let text = explain_text(d, graph.as_deref());
-    print_out(g, &explain_json(d, graph.as_deref()), &text)
+    let text = explain_text(d, &ev);
+    print_out(g, &explain_json(d, &ev), &text)
 }

@@ -6,12 +6,14 @@
 pub mod affected;
 pub mod bootstrap;
 pub mod builder_tag;
+pub mod completions;
 pub mod compositions;
 pub mod crates;
 pub mod explain;
 pub mod fingerprint;
 pub mod graph;
 pub mod images;
+pub mod man;
 pub mod soak;
 pub mod stats;
 pub mod trim;
@@ -69,5 +71,14 @@ fn print_out(g: &Global, json: &serde_json::Value, text: &str) -> Result<i32, Er
         }
     };
     r.map_err(|e| Error::Io(e.to_string()))?;
+    Ok(0)
+}
+
+/// Writes `bytes` to stdout as they are (generated scripts and pages).
+fn write_stdout(bytes: &[u8]) -> Result<i32, Error> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::Io(e.to_string()))?;
     Ok(0)
 }

@@ -7,10 +7,11 @@
 //! build hashes in [`crate::ci::builds`]. This module orders the steps and
 //! decides what is fatal, what warns and what `--strict` refuses.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::mem::ManuallyDrop;
 use std::time::Instant;
 
+use pipetrim_queries::Diagnostic;
 use pipetrim_queries::pipeline::template;
 use pipetrim_queries::plan::{Plan, plan};
 use pipetrim_queries::prime::prime_plan;
@@ -19,9 +20,12 @@ use serde_yaml_ng::Value;
 use super::{changes, print_out, session};
 use crate::ci::env::{Overrides, TrimContext};
 use crate::ci::finish::{self, BuildHashes, FinishOptions};
-use crate::ci::{builds, trim, upload};
+use crate::ci::{annotate, builds, trim, upload};
 use crate::cli::{Format, Global, TrimArgs};
 use crate::error::Error;
+use crate::output::diagnostic::{self, warn};
+use crate::output::explain::Evidence;
+use crate::output::markdown::{self, Summary};
 use crate::output::report::{text_report, trim_json};
 use crate::repo::changes::ResolvedChanges;
 use crate::repo::session::Session;
@@ -55,7 +59,9 @@ fn trim_pipeline(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
                 "{why} (--strict: not keeping every step)"
             )));
         }
-        eprintln!("warning: the change set is unknown, nothing is trimmed: {why}");
+        warn(format_args!(
+            "the change set is unknown, nothing is trimmed: {why}"
+        ));
     }
     let ResolvedChanges {
         paths,
@@ -105,17 +111,48 @@ fn trim_pipeline(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
     }
     finish::finish(&mut pipeline, &ctx.finish)
         .map_err(|e| Error::Usage(format!("{}: {e}", tpl.path)))?;
-    report(&plan, &decision.reason);
-    match g.format {
+    report(&s, &plan, &decision.reason);
+    let code = match g.format {
         Format::Json => {
             let d = &decision;
             let json = trim_json(&plan, d.trimmed, d.dry_run, &d.reason);
-            print_out(g, &json, "")
+            print_out(g, &json, "")?
         }
         Format::Text | Format::Dot | Format::Mermaid | Format::Markdown => {
-            write_pipeline(&pipeline, a)
+            write_pipeline(&pipeline, a)?
+        }
+    };
+    let summary = Summary {
+        plan: &plan,
+        trimmed: decision.trimmed,
+        dry_run: decision.dry_run,
+        reason: &decision.reason,
+        against: &against,
+        pipeline: &g.pipeline,
+    };
+    publish_markdown(&s, &summary, a)?;
+    Ok(code)
+}
+
+/// The Markdown summary, after the pipeline is out: to `--report-markdown`
+/// (a failed write is an error, as for `--output`) and, with `--annotate`,
+/// to the build page (a failure there only warns: the trim succeeded).
+fn publish_markdown(s: &Session, summary: &Summary, a: &TrimArgs) -> Result<(), Error> {
+    if !a.annotate && a.report_markdown.is_none() {
+        return Ok(());
+    }
+    let md = markdown::trim_markdown(summary, &Evidence::of(s));
+    if let Some(path) = &a.report_markdown {
+        std::fs::write(path, &md)
+            .map_err(|e| Error::Io(format!("cannot write `{}`: {e}", path.display())))?;
+    }
+    if a.annotate {
+        let style = markdown::style(summary.plan);
+        if let Err(e) = annotate::annotate(&md, style, a.annotate_cmd.as_deref()) {
+            warn(format_args!("no annotation on the build page: {e}"));
         }
     }
+    Ok(())
 }
 
 /// The build hashes, or `None` with a warning: without them the build
@@ -128,7 +165,9 @@ fn build_hashes_or_warn(
     match builds::build_hashes(s, finish, exists_cmd) {
         Ok(h) => Some(h),
         Err(e) => {
-            eprintln!("warning: image fingerprints unavailable, build steps left as they are: {e}");
+            warn(format_args!(
+                "image fingerprints unavailable, build steps left as they are: {e}"
+            ));
             None
         }
     }
@@ -177,11 +216,12 @@ fn overrides(a: &TrimArgs) -> Overrides {
     }
 }
 
-/// The reason and the ✓/✗ report on stderr (colored on a terminal unless
-/// `NO_COLOR`).
-fn report(plan: &Plan, reason: &str) {
-    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let mut err = std::io::stderr().lock();
+/// The reason and the ✓/✗ report on stderr, coloured where the terminal
+/// and `NO_COLOR`/`CLICOLOR_FORCE` allow (anstream decides).
+fn report(s: &Session, plan: &Plan, reason: &str) {
+    let source = |d: &Diagnostic| diagnostic::source_line(&s.root, d);
+    let text = text_report(plan, &source);
+    let mut err = anstream::stderr().lock();
     let _ = writeln!(err, "--- {reason}");
-    let _ = write!(err, "{}", text_report(plan, color));
+    let _ = write!(err, "{text}");
 }

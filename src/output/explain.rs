@@ -1,9 +1,15 @@
 //! Evidence for decisions: the chain from a changed file to a kept step.
 
-use pipetrim_queries::images::ImageGraph;
+use std::sync::Arc;
+
+use pipetrim_queries::Db;
+use pipetrim_queries::images::{ImageGraph, compositions, image_graph};
 use pipetrim_queries::inputs::Origin;
 use pipetrim_queries::plan::{GlobOrigin, Reason, StepDecision};
+use pipetrim_queries::python::{ImportHop, composition_imports};
 use serde_json::{Value, json};
+
+use crate::repo::session::Session;
 
 /// One link of a chain of evidence.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -13,6 +19,10 @@ pub struct Link {
     pub name: String,
     /// How this link relates to the previous one.
     pub edge: String,
+    /// On a `composition` link reached by an import: how the composition
+    /// loads the changed module, from the module up to the composition file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub imports: Option<Vec<ImportHop>>,
 }
 
 fn link(kind: &'static str, name: impl Into<String>, edge: impl Into<String>) -> Link {
@@ -20,6 +30,50 @@ fn link(kind: &'static str, name: impl Into<String>, edge: impl Into<String>) ->
         kind,
         name: name.into(),
         edge: edge.into(),
+        imports: None,
+    }
+}
+
+/// What chains are drawn from besides a decision's reasons: the image
+/// graph (MZFROM paths) and the session (import chains). Both optional:
+/// without them a chain is shorter, never wrong.
+#[derive(Default)]
+pub struct Evidence<'a> {
+    pub graph: Option<Arc<ImageGraph>>,
+    session: Option<&'a Session>,
+}
+
+impl<'a> Evidence<'a> {
+    pub fn of(s: &'a Session) -> Self {
+        Evidence {
+            graph: image_graph(&s.db, s.ws.files(&s.db)).clone().ok(),
+            session: Some(s),
+        }
+    }
+
+    /// How composition `composition` loads `file` (a shortest chain).
+    pub fn import_chain(&self, composition: &str, file: &str) -> Option<Vec<ImportHop>> {
+        let s = self.session?;
+        let db = &s.db;
+        let files = s.ws.files(db);
+        let dir = compositions(db, files).as_ref().ok()?.get(composition)?;
+        let comp = db.file(&format!("{dir}/mzcompose.py"));
+        composition_imports(db, files, s.ws.options(db), comp).import_chain(file)
+    }
+
+    /// [`chain`], with the import chain on a composition reached by an import.
+    pub fn chain(&self, reason: &Reason, step: &str) -> Vec<Link> {
+        let mut links = chain(reason, step, self.graph.as_deref());
+        if let Reason::Glob {
+            origin: GlobOrigin::Import { composition },
+            glob,
+            ..
+        } = reason
+            && let Some(l) = links.iter_mut().find(|l| l.kind == "composition")
+        {
+            l.imports = self.import_chain(composition, glob);
+        }
+        links
     }
 }
 
@@ -158,22 +212,67 @@ pub fn render_chain(chain: &[Link]) -> String {
             (0, _) => out.push_str(&format!("{} `{}`", l.edge, l.name)),
             _ => out.push_str(&format!(" → {} `{}`", l.edge, l.name)),
         }
+        if let Some(hops) = &l.imports {
+            out.push_str(&format!(" ({})", render_imports(hops)));
+        }
     }
     out
 }
 
+/// `kafka.py ← misc/python/…/services/__init__.py:3 ← test/x/mzcompose.py:12`:
+/// the imported module by its file name (the chain already names its
+/// path), then each importer with the line of its import statement.
+pub fn render_imports(hops: &[ImportHop]) -> String {
+    hops.iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let name = if i == 0 {
+                pipetrim_queries::paths::file_name(&h.file)
+            } else {
+                h.file.as_str()
+            };
+            let line = h.line.map(|l| format!(":{l}")).unwrap_or_default();
+            let lazy = if h.function_level {
+                " (in a function)"
+            } else {
+                ""
+            };
+            format!("{name}{line}{lazy}")
+        })
+        .collect::<Vec<_>>()
+        .join(" ← ")
+}
+
+/// One line for a chain: the changed path, each link as `kind name`, the
+/// step last (`src/x.rs` → crate `a` → bin `b` → image `c` → step `d`);
+/// the annotation's table uses it.
+pub fn render_chain_short(chain: &[Link]) -> String {
+    let Some(first) = chain.first() else {
+        return String::new();
+    };
+    match first.kind {
+        "file" => {}
+        "step" if chain.len() == 2 => return format!("needed by kept step `{}`", first.name),
+        _ => return first.edge.clone(),
+    }
+    let mut parts = vec![format!("`{}`", first.name)];
+    for l in &chain[1..] {
+        let mut p = format!("{} `{}`", l.kind, l.name);
+        if let Some(hops) = &l.imports {
+            p.push_str(&format!(" ({})", render_imports(hops)));
+        }
+        parts.push(p);
+    }
+    parts.join(" → ")
+}
+
 /// The shortest chains (one per distinct first file), at most `max`.
-pub fn best_chains(d: &StepDecision, graph: Option<&ImageGraph>, max: usize) -> Vec<Vec<Link>> {
+pub fn best_chains(d: &StepDecision, ev: &Evidence, max: usize) -> Vec<Vec<Link>> {
     // Direct evidence first (a changed input), then shortest.
     let mut chains: Vec<(bool, Vec<Link>)> = d
         .reasons
         .iter()
-        .map(|r| {
-            (
-                matches!(r, Reason::DependedOn { .. }),
-                chain(r, &d.id, graph),
-            )
-        })
+        .map(|r| (matches!(r, Reason::DependedOn { .. }), ev.chain(r, &d.id)))
         .collect();
     chains.sort_by_key(|(dep, c)| (*dep, c.len()));
     let mut chains: Vec<Vec<Link>> = chains.into_iter().map(|(_, c)| c).collect();
@@ -184,11 +283,11 @@ pub fn best_chains(d: &StepDecision, graph: Option<&ImageGraph>, max: usize) -> 
 }
 
 /// Text explanation of one decision.
-pub fn explain_text(d: &StepDecision, graph: Option<&ImageGraph>) -> String {
+pub fn explain_text(d: &StepDecision, ev: &Evidence) -> String {
     let mut out = String::new();
     if d.kept {
         out.push_str(&format!("step `{}` is KEPT\n", d.id));
-        for c in best_chains(d, graph, 5) {
+        for c in best_chains(d, ev, 5) {
             out.push_str(&format!("  {}\n", render_chain(&c)));
         }
         let more = d.reasons.len().saturating_sub(5);
@@ -218,11 +317,11 @@ pub fn explain_text(d: &StepDecision, graph: Option<&ImageGraph>) -> String {
     out
 }
 
-pub fn explain_json(d: &StepDecision, graph: Option<&ImageGraph>) -> Value {
+pub fn explain_json(d: &StepDecision, ev: &Evidence) -> Value {
     let chains: Vec<Value> = d
         .reasons
         .iter()
-        .map(|r| json!({"reason": r, "chain": chain(r, &d.id, graph)}))
+        .map(|r| json!({"reason": r, "chain": ev.chain(r, &d.id)}))
         .collect();
     json!({
         "id": d.id, "kept": d.kept, "changed": d.kept_on_its_own(), "depends_on": d.depends_on,

@@ -1,39 +1,36 @@
-//! A progress line for the one slow part a user waits on: hashing image
+//! A progress bar for the one slow part a user waits on: hashing image
 //! inputs for fingerprints.
 
-use std::io::IsTerminal;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pipetrim_queries::Database;
 use pipetrim_queries::prime::prime_hashes;
 
-/// Hashes files in parallel; on a terminal, draws a progress line on stderr
-/// once hashing has taken more than half a second (shorter runs stay quiet).
+/// Runs shorter than this stay quiet: a bar that flashes helps no one.
+const SHOW_AFTER: Duration = Duration::from_millis(500);
+
+/// Hashes files in parallel with an `indicatif` bar on stderr, drawn once
+/// hashing has taken [`SHOW_AFTER`]; indicatif hides it when stderr is not
+/// a terminal (CI logs, pipes).
 pub fn hash_with_progress(db: &Database, paths: Vec<String>) {
-    let total = paths.len();
     let start = Instant::now();
-    let tty = std::io::stderr().is_terminal();
-    let last = Mutex::new(Instant::now());
-    let drew = AtomicBool::new(false);
+    let bar = ProgressBar::with_draw_target(Some(paths.len() as u64), ProgressDrawTarget::hidden());
+    if let Ok(style) =
+        ProgressStyle::with_template("hashing image inputs {bar:30} {pos}/{len} files ({elapsed})")
+    {
+        bar.set_style(style);
+    }
+    let shown = OnceLock::new();
     let progress = |done: usize| {
-        if !tty || start.elapsed() < Duration::from_millis(500) {
-            return;
+        if start.elapsed() >= SHOW_AFTER {
+            shown.get_or_init(|| bar.set_draw_target(ProgressDrawTarget::stderr()));
         }
-        if let Ok(mut l) = last.try_lock()
-            && (l.elapsed() >= Duration::from_millis(100) || done == total)
-        {
-            *l = Instant::now();
-            drew.store(true, Ordering::Relaxed);
-            eprint!("\rhashing image inputs: {done}/{total} files");
-        }
+        bar.set_position(done as u64);
     };
     prime_hashes(db, &paths, &progress);
-    if drew.load(Ordering::Relaxed) {
-        eprintln!(
-            "\rhashing image inputs: {total}/{total} files, {:.1?}",
-            start.elapsed()
-        );
+    if shown.get().is_some() {
+        bar.finish();
     }
 }

@@ -2,15 +2,24 @@
 //! prints it, and the JSON plan (`trim --format json`, a stable shape that
 //! README documents).
 
+use anstyle::{AnsiColor, Effects, Style};
+use pipetrim_queries::Diagnostic;
 use pipetrim_queries::plan::{Plan, Reason};
 use serde_json::{Value, json};
 
-pub fn text_report(plan: &Plan, color: bool) -> String {
-    let (green, red, dim, reset) = if color {
-        ("\x1b[32m", "\x1b[31m", "\x1b[2m", "\x1b[0m")
-    } else {
-        ("", "", "", "")
-    };
+use crate::output::diagnostic::{self, Severity};
+
+const GREEN: Style = AnsiColor::Green.on_default();
+const RED: Style = AnsiColor::Red.on_default();
+const DIM: Style = Style::new().effects(Effects::DIMMED);
+
+/// The report with ANSI styles: write it through an `anstream` writer,
+/// which strips them where colour is off (`NO_COLOR`, not a terminal) and
+/// keeps them under `CLICOLOR_FORCE`. `source` gives the source line of a
+/// diagnostic, shown under its warning.
+pub fn text_report(plan: &Plan, source: &dyn Fn(&Diagnostic) -> Option<String>) -> String {
+    let (green, red, dim) = (GREEN.render(), RED.render(), DIM.render());
+    let reset = anstyle::Reset.render();
     let mut out = String::new();
     for d in &plan.steps {
         if d.kept {
@@ -49,7 +58,9 @@ pub fn text_report(plan: &Plan, color: bool) -> String {
         }
     }
     for e in &plan.errors {
-        out.push_str(&format!("warning: {e}\n"));
+        let src = source(e);
+        out.push_str(&diagnostic::render(e, Severity::Warning, src.as_deref()));
+        out.push('\n');
         let kept: Vec<&str> = plan
             .steps
             .iter()

@@ -3,10 +3,12 @@
 
 use std::collections::BTreeSet;
 
-use pipetrim::output::explain::{Link, best_chains, chain};
+use pipetrim::output::explain::{Evidence, Link, best_chains};
 use pipetrim::repo::session::{Session, SessionOptions};
+use pipetrim_queries::Db;
 use pipetrim_queries::images::image_graph;
 use pipetrim_queries::plan::plan;
+use pipetrim_queries::python::{ImportHop, direct_imports};
 use proptest::prelude::*;
 
 use crate::common::{self, example};
@@ -117,6 +119,35 @@ fn check_chain_edges(s: &Session, step: &str, links: &[Link]) {
             (_, "step") => assert_eq!(b.name, step),
             _ => {}
         }
+        if let Some(hops) = &b.imports {
+            check_import_chain(s, &a.name, &b.name, hops);
+        }
+    }
+}
+
+/// An import chain runs from the changed module to the composition file,
+/// and each hop's file imports the previous one at the line given.
+fn check_import_chain(s: &Session, file: &str, composition: &str, hops: &[ImportHop]) {
+    let db = &s.db;
+    let files = s.ws.files(db);
+    let dir = pipetrim_queries::images::compositions(db, files)
+        .clone()
+        .expect("compositions")[composition]
+        .clone();
+    assert_eq!(hops.first().map(|h| h.file.as_str()), Some(file));
+    assert_eq!(
+        hops.last().map(|h| h.file.clone()),
+        Some(format!("{dir}/mzcompose.py"))
+    );
+    for pair in hops.windows(2) {
+        let (imported, importer) = (&pair[0], &pair[1]);
+        let direct = direct_imports(db, files, s.ws.options(db), db.file(&importer.file));
+        assert!(
+            direct.edges.iter().any(|e| e.target == imported.file
+                && Some(e.line) == importer.line
+                && e.in_function == importer.function_level),
+            "{importer:?} does not import {imported:?}"
+        );
     }
 }
 
@@ -130,21 +161,23 @@ fn printed_chains_are_paths_in_the_graph() {
     let files: Vec<String> = s.files().to_vec();
     s.set_changes(files, None);
     let p = plan(&s.db, s.ws).clone().expect("plan");
-    let graph = image_graph(&s.db, s.ws.files(&s.db)).clone().ok();
-    let mut checked = 0;
+    let ev = Evidence::of(&s);
+    let (mut checked, mut imports) = (0, 0);
     for d in &p.steps {
         for r in &d.reasons {
-            let c = chain(r, &d.id, graph.as_deref());
+            let c = ev.chain(r, &d.id);
             check_chain_edges(&s, &d.id, &c);
             checked += 1;
+            imports += c.iter().filter(|l| l.imports.is_some()).count();
         }
         assert!(
-            !d.kept || !best_chains(d, graph.as_deref(), 3).is_empty(),
+            !d.kept || !best_chains(d, &ev, 3).is_empty(),
             "kept step {} has no evidence",
             d.id
         );
     }
     assert!(checked > 20, "only {checked} chains");
+    assert!(imports > 0, "no import chain among {checked} chains");
 }
 
 proptest! {
@@ -175,4 +208,48 @@ proptest! {
         };
         prop_assert_eq!(kept_trim, kept_affected);
     }
+}
+
+#[test]
+fn explain_names_the_function_level_import_with_lazy_imports() {
+    let f = common::Fixture::plain();
+    let postgres = "misc/python/materialize/mzcompose/services/postgres.py";
+    f.append(
+        "test/td/mzcompose.py",
+        "\n\ndef workflow_pg(c: Composition) -> None:\n    from materialize.mzcompose.services.postgres import Postgres\n",
+    );
+    let line = f.read("test/td/mzcompose.py").lines().count();
+    let list = f.tmp.path().join("changed");
+    std::fs::write(&list, postgres).expect("write list");
+    let list = list.to_str().expect("utf-8");
+    // Without --lazy-imports the import inside a function does not count.
+    let out = f.pipetrim(&["explain", "testdrive", "--changed-files", list], &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("is TRIMMED"), "{text}");
+
+    let args = [
+        "--lazy-imports",
+        "explain",
+        "testdrive",
+        "--changed-files",
+        list,
+    ];
+    let out = f.pipetrim(&args, &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let want = format!("(postgres.py ← test/td/mzcompose.py:{line} (in a function))");
+    assert!(text.contains(&want), "want {want} in:\n{text}");
+
+    let mut json_args = args.to_vec();
+    json_args.extend(["--format", "json"]);
+    let out = f.pipetrim(&json_args, &[]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let imports = &v["evidence"][0]["chain"][1]["imports"];
+    assert_eq!(
+        imports,
+        &serde_json::json!([
+            {"file": postgres, "function_level": false},
+            {"file": "test/td/mzcompose.py", "line": line, "function_level": true},
+        ]),
+        "{v:#}"
+    );
 }

@@ -4,9 +4,11 @@
 
 mod common;
 
+mod annotate;
 mod bootstrap;
 mod builder_legacy;
 mod cache;
+mod cli;
 mod explain;
 mod failsafe;
 mod fuzz;
@@ -19,3 +21,4 @@ mod soak;
 mod stats;
 mod trim;
 mod watch;
+mod watch_json;

@@ -394,6 +394,47 @@ pub struct ImportClosure {
     pub via: BTreeMap<String, Via>,
 }
 
+/// One module of an import chain (see [`ImportClosure::import_chain`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct ImportHop {
+    pub file: String,
+    /// The line of this file's import statement that loads the previous
+    /// hop's file (`None` for the first hop: the imported file itself).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    /// That import is inside a function body (followed with `--lazy-imports`).
+    pub function_level: bool,
+}
+
+impl ImportClosure {
+    /// How the composition loads `file`: `file`, the module that imports
+    /// it, …, up to the composition file. The closure is breadth first and
+    /// [`Self::via`] keeps the first edge that reached each file, so this is
+    /// a shortest chain. `None` when the composition does not load `file`.
+    pub fn import_chain(&self, file: &str) -> Option<Vec<ImportHop>> {
+        let mut chain = vec![ImportHop {
+            file: file.to_string(),
+            line: None,
+            function_level: false,
+        }];
+        let mut cur = file;
+        while let Some(via) = self.via.get(cur) {
+            // The via edges form a tree rooted at the composition; the bound
+            // only guards against a malformed map.
+            if chain.len() > self.via.len() {
+                return None;
+            }
+            chain.push(ImportHop {
+                file: via.importer.clone(),
+                line: Some(via.line),
+                function_level: via.function_level,
+            });
+            cur = &via.importer;
+        }
+        (chain.len() > 1).then_some(chain)
+    }
+}
+
 /// Breadth-first closure of [`direct_imports`] from the composition file.
 #[salsa::tracked(returns(ref))]
 pub fn composition_imports(

@@ -10,8 +10,8 @@ pub mod summary;
 
 pub use images::{CompositionImages, ImageSource, composition_images};
 pub use imports::{
-    DirectImports, Edge, ImportClosure, ModuleIndex, Unresolved, Via, composition_imports,
-    direct_imports, module_index, package_dirs,
+    DirectImports, Edge, ImportClosure, ImportHop, ModuleIndex, Unresolved, Via,
+    composition_imports, direct_imports, module_index, package_dirs,
 };
 pub use summary::{ModuleSummary, ParseFailure, module_summary, summarize};
 

@@ -444,6 +444,69 @@ fn lazy_imports_follow_function_bodies_but_not_type_checking() {
     assert!(c.via["misc/python/materialize/lazy.py"].function_level);
 }
 
+/// (file, line, function level) of each hop.
+fn hops(c: &ImportClosure, file: &str) -> Vec<(String, Option<usize>, bool)> {
+    c.import_chain(file)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|h| (h.file, h.line, h.function_level))
+        .collect()
+}
+
+#[test]
+fn import_chain_walks_back_to_the_composition() {
+    let c = closure(BASE, false, "test/x/mzcompose.py");
+    let m = "misc/python/materialize/";
+    assert_eq!(
+        hops(&c, &format!("{m}ns/mod.py")),
+        [
+            (format!("{m}ns/mod.py"), None, false),
+            (format!("{m}pkg/leaf.py"), Some(1), false),
+            (format!("{m}a.py"), Some(3), false),
+            ("test/x/mzcompose.py".to_string(), Some(1), false),
+        ]
+    );
+    // Not loaded (function level without --lazy-imports), or the start.
+    assert_eq!(c.import_chain(&format!("{m}lazy.py")), None);
+    assert_eq!(c.import_chain("test/x/mzcompose.py"), None);
+    // With --lazy-imports the function-level link is named as such.
+    let c = closure(BASE, true, "test/x/mzcompose.py");
+    assert_eq!(
+        hops(&c, &format!("{m}lazy.py")),
+        [
+            (format!("{m}lazy.py"), None, false),
+            (format!("{m}b.py"), Some(2), true),
+            (format!("{m}a.py"), Some(1), false),
+            ("test/x/mzcompose.py".to_string(), Some(1), false),
+        ]
+    );
+}
+
+#[test]
+fn import_chain_is_a_shortest_one() {
+    // `deep` is reached through a → b → deep and directly from c; the
+    // composition imports a first, so a depth-first walk would name the
+    // long chain.
+    let files: &[(&str, &str)] = &[
+        ("misc/python/materialize/__init__.py", ""),
+        ("misc/python/materialize/a.py", "import materialize.b\n"),
+        ("misc/python/materialize/b.py", "import materialize.deep\n"),
+        ("misc/python/materialize/c.py", "import materialize.deep\n"),
+        ("misc/python/materialize/deep.py", ""),
+        (
+            "test/s/mzcompose.py",
+            "import materialize.a\nimport materialize.c\n",
+        ),
+    ];
+    let c = closure(files, false, "test/s/mzcompose.py");
+    let chain: Vec<String> = hops(&c, "misc/python/materialize/deep.py")
+        .into_iter()
+        .map(|h| h.0)
+        .collect();
+    assert_eq!(chain.len(), 3, "{chain:?}");
+    assert_eq!(chain[1], "misc/python/materialize/c.py");
+}
+
 #[test]
 fn dynamic_import_pulls_in_the_package_directory() {
     let c = closure(BASE, false, "test/d/mzcompose.py");
