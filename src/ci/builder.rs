@@ -239,7 +239,7 @@ impl BuilderTagger {
         for path in hashed_files {
             let full = repo.join(path);
             // `sha1sum` follows symlinks; a directory or dangling link fails.
-            let bytes = std::fs::read(&full).map_err(|source| BuilderError::Read {
+            let bytes = read_regular(&full).map_err(|source| BuilderError::Read {
                 path: full.clone(),
                 source,
             })?;
@@ -871,6 +871,15 @@ fn expand(template: &str, vars: &BTreeMap<&str, String>) -> Result<String, Build
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// `std::fs::read`, refusing what is not a regular file (after symlinks):
+/// a FIFO would block the read forever.
+fn read_regular(path: &Path) -> io::Result<Vec<u8>> {
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(io::Error::other("is not a regular file"));
+    }
+    std::fs::read(path)
 }
 
 #[cfg(test)]

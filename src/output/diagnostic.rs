@@ -25,7 +25,9 @@ const MAX_SOURCE: u64 = 8 * 1024 * 1024;
 pub fn source_line(root: &Path, d: &Diagnostic) -> Option<String> {
     let (file, line) = (d.file.as_deref()?, d.line?);
     let path = root.join(file);
-    if std::fs::metadata(&path).ok()?.len() > MAX_SOURCE {
+    // Not a FIFO (the read would block) nor anything large.
+    let meta = std::fs::metadata(&path).ok()?;
+    if !meta.is_file() || meta.len() > MAX_SOURCE {
         return None;
     }
     let bytes = std::fs::read(&path).ok()?;

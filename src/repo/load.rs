@@ -173,6 +173,14 @@ fn read_checked(full: &Path) -> (FileContent, Option<std::fs::Metadata>) {
     if target.is_dir() {
         return (FileContent::Unreadable("is a directory".into()), None);
     }
+    // A FIFO would block the read until a writer comes (forever, in CI);
+    // a device or socket is not content either.
+    if !target.is_file() {
+        return (
+            FileContent::Unreadable("is not a regular file (a FIFO, socket or device)".into()),
+            None,
+        );
+    }
     if target.len() > MAX_PARSE_BYTES {
         return (
             FileContent::Unreadable(format!("is larger than {MAX_PARSE_BYTES} bytes")),
@@ -693,9 +701,10 @@ pub fn walk(root: &Path) -> std::collections::HashSet<String> {
                 // Unreadable directories: nothing inside can be an input we know of.
                 return WalkState::Continue;
             };
-            let is_file = entry
-                .file_type()
-                .is_some_and(|t| t.is_file() || t.is_symlink());
+            // Anything that is not a directory, as the index-guided walk
+            // lists it: a FIFO or socket where an input belongs is then
+            // an unreadable input (fail safe), not a missing one.
+            let is_file = entry.file_type().is_some_and(|t| !t.is_dir());
             if is_file
                 && let Ok(rel) = entry.path().strip_prefix(root)
                 // Non-UTF-8 names cannot be named in a pipeline; skip them.

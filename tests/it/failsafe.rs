@@ -236,6 +236,67 @@ fn module_that_does_not_parse_keeps_the_compositions_reaching_it() {
     error_about(&j, module, Some(line));
 }
 
+/// A FIFO where a module should be: reading it would block until a writer
+/// came (forever, in CI). It is unreadable, like a module that does not
+/// parse: the compositions that reach it are kept, and the run ends.
+#[test]
+fn fifo_module_is_unreadable_not_a_hang() {
+    fifo_module_case(false);
+    fifo_module_case(true);
+}
+
+/// In a plain directory, or in a git checkout (the index-guided walk).
+fn fifo_module_case(git: bool) {
+    let t = Tree::new();
+    if git {
+        t.commit_on_main();
+    }
+    let module = "misc/python/materialize/cluster/util.py";
+    let full = t.0.path(module);
+    std::fs::remove_file(&full).expect("remove module");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&full)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success(), "mkfifo {}", full.display());
+
+    let list = t.changed(&[TESTDRIVE_PY]);
+    let mut cmd = common::pipetrim(
+        &t.0.repo,
+        &t.0.home,
+        &["trim", "--format", "json", "--changed-files", &list],
+    );
+    cmd.env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn pipetrim");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("pipetrim blocked on the FIFO {module} (git: {git})");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("output");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: Json = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(kept(&j), set(&["testdrive", "cluster"]), "git: {git}");
+    let e = error_about(&j, module, None);
+    assert!(
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not a regular file")),
+        "{e:#}"
+    );
+    assert!(fail_safe_reasons(step(&j, "cluster")).contains(&e), "{j:#}");
+}
+
 #[test]
 fn explain_and_compositions_say_why() {
     let t = Tree::new();
