@@ -99,7 +99,7 @@ pub fn run(g: &Global, a: &StatsArgs) -> Result<i32, Error> {
         _ => render::text(&stats, &meta),
     };
     match &a.output {
-        Some(path) => write_atomically(path, report.as_bytes())?,
+        Some(path) => super::write_atomically(path, report.as_bytes())?,
         None => {
             let mut out = std::io::stdout().lock();
             out.write_all(report.as_bytes())
@@ -110,7 +110,7 @@ pub fn run(g: &Global, a: &StatsArgs) -> Result<i32, Error> {
     if let Some(path) = &a.svg {
         let svg = render::svg(&stats, &meta)
             .map_err(|e| Error::Io(format!("cannot draw the plot: {e}")))?;
-        write_atomically(path, svg.as_bytes())?;
+        super::write_atomically(path, svg.as_bytes())?;
     }
     let secs = walk.elapsed.as_secs_f64().max(1e-9);
     eprintln!(
@@ -141,7 +141,7 @@ fn on_interrupt(stop: &Arc<AtomicBool>) -> Result<(), Error> {
 /// Fails early (before the walk) when `path` cannot be written: its
 /// directory must exist.
 fn check_writable(path: &Path) -> Result<(), Error> {
-    let dir = parent_dir(path);
+    let dir = super::parent_dir(path);
     if !dir.is_dir() {
         return Err(Error::Usage(format!(
             "cannot write `{}`: `{}` is not a directory",
@@ -149,32 +149,5 @@ fn check_writable(path: &Path) -> Result<(), Error> {
             dir.display()
         )));
     }
-    Ok(())
-}
-
-fn parent_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
-}
-
-/// Writes `bytes` to a temporary file beside `path`, then renames it over
-/// `path`: readers see the old file or the whole new one.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let err = |e: std::io::Error| Error::Io(format!("cannot write `{}`: {e}", path.display()));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".pipetrim-")
-        .tempfile_in(parent_dir(path))
-        .map_err(err)?;
-    // A temporary file is private (0600); the report is not: it keeps the
-    // mode of the file it replaces, else gets the usual 0644.
-    let mode = std::fs::metadata(path)
-        .map(|m| m.permissions())
-        .unwrap_or_else(|_| std::os::unix::fs::PermissionsExt::from_mode(0o644));
-    tmp.as_file().set_permissions(mode).map_err(err)?;
-    tmp.write_all(bytes).map_err(err)?;
-    tmp.as_file().sync_all().map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
     Ok(())
 }

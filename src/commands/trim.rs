@@ -143,8 +143,7 @@ fn publish_markdown(s: &Session, summary: &Summary, a: &TrimArgs) -> Result<(), 
     }
     let md = markdown::trim_markdown(summary, &Evidence::of(s));
     if let Some(path) = &a.report_markdown {
-        std::fs::write(path, &md)
-            .map_err(|e| Error::Io(format!("cannot write `{}`: {e}", path.display())))?;
+        super::write_atomically(path, md.as_bytes())?;
     }
     if a.annotate {
         let style = markdown::style(summary.plan);
@@ -178,8 +177,7 @@ fn build_hashes_or_warn(
 fn write_pipeline(pipeline: &Value, a: &TrimArgs) -> Result<i32, Error> {
     let yaml = serde_yaml_ng::to_string(pipeline).map_err(|e| Error::Io(e.to_string()))?;
     if let Some(path) = &a.output {
-        std::fs::write(path, &yaml)
-            .map_err(|e| Error::Io(format!("cannot write `{}`: {e}", path.display())))?;
+        super::write_atomically(path, yaml.as_bytes())?;
     } else if !a.upload {
         print!("{yaml}");
     }
