@@ -882,11 +882,11 @@ fn push_event(root: &Path, res: notify::Result<notify::Event>, batch: &mut Vec<P
     }
 }
 
-/// `path` relative to `root`, `/`-separated; `None` outside the root or
-/// not UTF-8 (such names cannot be pipeline inputs).
+/// `path` relative to `root`, `/`-separated; `None` outside the root. A
+/// name that is not UTF-8 is lossy (U+FFFD), as the file set lists it.
 fn relative(root: &Path, path: &Path) -> Option<String> {
     let rel = path.strip_prefix(root).ok()?;
-    let s = rel.to_str()?;
+    let s = rel.to_string_lossy();
     if s.is_empty() {
         return None;
     }

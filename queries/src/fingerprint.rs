@@ -77,20 +77,30 @@ pub fn fingerprints<'db>(
     variant: Variant<'db>,
 ) -> Result<Arc<BTreeMap<String, Digest20>>, Diagnostic> {
     let graph = image_graph(db, files).clone()?;
-    let mut selfs: BTreeMap<String, Digest20> = BTreeMap::new();
-    for img in graph.images.values() {
-        let key = ImageName::new(db, img.name.clone());
-        selfs.insert(
-            img.name.clone(),
-            self_hash(db, files, variant, key).clone()?,
-        );
-    }
-    let mut full: BTreeMap<String, Digest20> = BTreeMap::new();
+    fingerprints_of(db, files, variant, graph.images.keys().map(String::as_str)).map(Arc::new)
+}
+
+/// The full fingerprints of `roots` and the images they depend on (and of
+/// no other image: a file that cannot be read elsewhere is no error here).
+/// The own hashes are memoized per image ([`self_hash`]).
+pub fn fingerprints_of<'a>(
+    db: &dyn Db,
+    files: FileSet,
+    variant: Variant<'_>,
+    roots: impl IntoIterator<Item = &'a str>,
+) -> Result<BTreeMap<String, Digest20>, Diagnostic> {
+    let graph = image_graph(db, files).clone()?;
     // Dependencies first, so each one's full fingerprint is known when a
     // dependent hashes it.
-    for name in graph.dependency_order(graph.images.keys().map(String::as_str)) {
+    let order = graph.dependency_order(roots);
+    let mut full: BTreeMap<String, Digest20> = BTreeMap::new();
+    for name in order {
+        let key = ImageName::new(db, name.clone());
+        let own = *self_hash(db, files, variant, key)
+            .as_ref()
+            .map_err(Clone::clone)?;
         let mut h = Sha1::new();
-        h.update(selfs.get(&name).copied().unwrap_or_default());
+        h.update(own);
         let mut deps: Vec<&String> = graph
             .get(&name)
             .map(|i| i.depends_on.iter().collect())
@@ -104,7 +114,7 @@ pub fn fingerprints<'db>(
         }
         full.insert(name, h.finalize().into());
     }
-    Ok(Arc::new(full))
+    Ok(full)
 }
 
 /// An image's own hash (its inputs, pre-image extras and the variant):
@@ -133,6 +143,10 @@ pub fn self_hash<'db>(
             };
             let hint = if why.contains("larger than") {
                 "files this big are not read; keep them out of the image's inputs"
+            } else if why.contains("not UTF-8") {
+                "rename the file: git and Buildkite show such names differently"
+            } else if why.contains("not a regular file") {
+                "a FIFO, socket or device among an image's inputs: remove it"
             } else if why.contains("directory") {
                 "a symlink to a directory, or a file replaced by a directory? fix or remove it"
             } else {

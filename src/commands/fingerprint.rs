@@ -1,7 +1,9 @@
 //! `pipetrim fingerprint`: image fingerprints and specs, bit for bit as the
 //! reference (SPEC §8).
 
-use pipetrim_queries::fingerprint::{Variant, base32, fingerprints};
+use std::sync::Arc;
+
+use pipetrim_queries::fingerprint::{Variant, base32, fingerprints, fingerprints_of};
 use pipetrim_queries::images::image_graph;
 use pipetrim_queries::prime;
 use pipetrim_queries::specs::image_spec;
@@ -25,7 +27,15 @@ pub fn run(g: &Global, a: &FingerprintArgs) -> Result<i32, Error> {
         a.sanitizer.clone(),
     );
     let graph = image_graph(db, files).clone()?;
-    let names: Vec<String> = graph.images.keys().cloned().collect();
+    // `--image`: that image and what it is built on, nothing else (an
+    // unreadable file in another image is no error for this one).
+    let names: Vec<String> = match &a.image {
+        Some(i) if !graph.images.contains_key(i) => {
+            return Err(Error::Usage(format!("no image named `{i}`")));
+        }
+        Some(i) => graph.dependency_order([i.as_str()]),
+        None => graph.images.keys().cloned().collect(),
+    };
     hash_with_progress(db, prime::prime_image_files(db, files, &names));
     prime::prime_self_hashes(
         db,
@@ -36,7 +46,10 @@ pub fn run(g: &Global, a: &FingerprintArgs) -> Result<i32, Error> {
         &a.sanitizer,
         &names,
     );
-    let fps = fingerprints(db, files, variant).clone()?;
+    let fps = match &a.image {
+        Some(i) => Arc::new(fingerprints_of(db, files, variant, [i.as_str()])?),
+        None => fingerprints(db, files, variant).clone()?,
+    };
     let reg = registry(&s, a.registry.as_deref());
     let mut out = Vec::new();
     let mut text = String::new();

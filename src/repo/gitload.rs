@@ -47,9 +47,9 @@ impl TreeIndex {
             } else {
                 continue; // trees, submodules
             };
-            let Ok(path) = String::from_utf8(r.filepath.into()) else {
-                continue;
-            };
+            // A name that is not UTF-8 lossily (U+FFFD): its blob is still
+            // read, under the name a pipeline can show.
+            let path = String::from_utf8_lossy(&r.filepath).into_owned();
             entries.insert(path, (r.oid, mode));
         }
         Ok(TreeIndex {

@@ -110,6 +110,9 @@ impl Loader for DiskLoader {
         let full = self.root.join(path);
         let meta = match std::fs::symlink_metadata(&full) {
             Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && is_lossy(&full) => {
+                return (FileContent::Unreadable(NOT_UTF8.into()), FileMode::Regular);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return (FileContent::Missing, FileMode::Regular);
             }
@@ -123,6 +126,9 @@ impl Loader for DiskLoader {
         let full = self.root.join(path);
         let meta = match std::fs::symlink_metadata(&full) {
             Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && is_lossy(&full) => {
+                return (Stamp::Unreadable(NOT_UTF8.into()), FileMode::Regular);
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return (Stamp::Missing, FileMode::Regular);
             }
@@ -156,11 +162,24 @@ impl Loader for DiskLoader {
     }
 }
 
+/// Why a file listed under a lossy name cannot be read.
+const NOT_UTF8: &str = "has a name that is not UTF-8 (shown with U+FFFD), which \
+pipetrim cannot read: rename it";
+
+/// Whether `full` carries U+FFFD, as a name listed lossily does. (A real
+/// name with U+FFFD exists, so it never reaches the not-found arm.)
+fn is_lossy(full: &Path) -> bool {
+    full.to_str().is_some_and(|s| s.contains('\u{FFFD}'))
+}
+
 /// Reads `full` (following symlinks) within the size bound; with the
 /// file's metadata taken after the read (regular files only).
 fn read_checked(full: &Path) -> (FileContent, Option<std::fs::Metadata>) {
     let target = match std::fs::metadata(full) {
         Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && is_lossy(full) => {
+            return (FileContent::Unreadable(NOT_UTF8.into()), None);
+        }
         // A dangling symlink exists but cannot be read.
         Err(e)
             if e.kind() == std::io::ErrorKind::NotFound
@@ -258,15 +277,19 @@ fn list_dir(dir: &Path) -> Option<Vec<(String, Kind)>> {
     let rd = std::fs::read_dir(dir).ok()?;
     let mut out = Vec::new();
     for e in rd.flatten() {
-        // Non-UTF-8 names cannot be named in a pipeline; skip them.
-        let Ok(name) = e.file_name().into_string() else {
-            continue;
+        // A name that is not UTF-8 is listed lossily (U+FFFD) as a file,
+        // never entered: the loader reads it as unreadable, so what needs
+        // its content (a fingerprint) fails naming it instead of leaving it
+        // out silently.
+        let (name, utf8) = match e.file_name().into_string() {
+            Ok(n) => (n, true),
+            Err(n) => (n.to_string_lossy().into_owned(), false),
         };
         if name == ".git" {
             continue;
         }
         let kind = match e.file_type() {
-            Ok(t) if t.is_dir() => Kind::Dir,
+            Ok(t) if t.is_dir() && utf8 => Kind::Dir,
             Ok(_) => Kind::File,
             Err(_) => continue,
         };
@@ -707,8 +730,8 @@ pub fn walk(root: &Path) -> std::collections::HashSet<String> {
             let is_file = entry.file_type().is_some_and(|t| !t.is_dir());
             if is_file
                 && let Ok(rel) = entry.path().strip_prefix(root)
-                // Non-UTF-8 names cannot be named in a pipeline; skip them.
-                && let Some(rel) = rel.to_str()
+                // Lossily when not UTF-8: then unreadable (see `list_dir`).
+                && let rel = rel.to_string_lossy()
                 && !rel.is_empty()
                 && let Ok(mut f) = found.lock()
             {

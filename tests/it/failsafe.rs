@@ -493,6 +493,33 @@ fn non_utf8_uncommitted_path_is_kept_and_reported() {
     );
 }
 
+/// A file whose name is not UTF-8 inside an image's context: the image's
+/// fingerprint cannot cover it, so it is an error naming the file (lossily)
+/// rather than a fingerprint that leaves it out. Untracked in a plain tree,
+/// and tracked in a checkout (the history replay reads its blob).
+#[test]
+fn non_utf8_name_in_an_image_context_is_a_fingerprint_error() {
+    use std::os::unix::ffi::OsStrExt;
+    for git in [false, true] {
+        let t = Tree::new();
+        let name = std::ffi::OsStr::from_bytes(b"misc/images/deep/b\xff.txt");
+        std::fs::write(t.0.repo.join(name), "data\n").expect("write");
+        if git {
+            t.commit_on_main();
+        }
+        let r = t.run(&["fingerprint", "--image", "deep", "--format", "json"]);
+        assert_ne!(r.code, 0, "git: {git}; stdout:\n{}", r.stdout);
+        assert!(
+            r.stderr.contains("misc/images/deep/b\u{FFFD}.txt") && r.stderr.contains("not UTF-8"),
+            "git: {git}; stderr:\n{}",
+            r.stderr
+        );
+        // Other images are unaffected.
+        t.run(&["fingerprint", "--image", "assets", "--format", "json"])
+            .ok();
+    }
+}
+
 // ------------------------------------------------------------ --python-root
 
 #[test]
