@@ -75,8 +75,16 @@ pub fn template(db: &dyn Db, options: Options) -> Result<Arc<Template>, Diagnost
     let path = template_path(options.pipeline(db));
     let file = db.file(&path);
     let raw = file.text(db).map_err(|e| {
-        Diagnostic::in_file(&path, format!("pipeline template {e}"))
-            .hint("pass --pipeline NAME for ci/NAME/pipeline.template.yml")
+        // Absent: probably another pipeline was meant. Present but not
+        // readable (a partial clone lacks the blob, permissions): say so.
+        let hint = match file.content(db) {
+            crate::FileContent::Missing => "pass --pipeline NAME for ci/NAME/pipeline.template.yml",
+            _ => {
+                "the file exists but cannot be read; in a partial clone, fetch the \
+                 missing objects (`git fetch --refetch`) or clone without `--filter`"
+            }
+        };
+        Diagnostic::in_file(&path, format!("pipeline template {e}")).hint(hint)
     })?;
     let text = if raw.contains("$RUST_VERSION") {
         let root = workspace_manifest(db, db.file("Cargo.toml")).clone()?;

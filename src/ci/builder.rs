@@ -165,12 +165,10 @@ pub fn is_builder_input(path: &str) -> bool {
     under_spec(path, BUILDER_DIR) || under_spec(path, SCRIPT_PATH)
 }
 
-/// `path` is `spec` or lies below it (a plain git pathspec).
+/// `path` is `spec` or lies below it (a plain git pathspec; `spec` is
+/// never the root here).
 fn under_spec(path: &str, spec: &str) -> bool {
-    path == spec
-        || path
-            .strip_prefix(spec)
-            .is_some_and(|rest| rest.starts_with('/'))
+    !spec.is_empty() && (path == spec || pipetrim_queries::paths::is_under(path, spec))
 }
 
 /// The files the tag hashes, in the script's order (`LC_ALL=C sort -z`:

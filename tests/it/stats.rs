@@ -356,6 +356,24 @@ fn unreadable_objects_are_reported_not_guessed() {
     );
 }
 
+/// A template whose blob a partial clone lacks: the commit is skipped with
+/// a hint about the clone, not "pass --pipeline" (the template is there).
+#[test]
+fn a_template_missing_from_a_partial_clone_says_so() {
+    let f = small_history();
+    let blob = f.git(&["rev-parse", "HEAD:ci/test/pipeline.template.yml"]);
+    let blob = blob.trim();
+    // Every commit of the history has this template: remove its object.
+    std::fs::remove_file(f.path(&format!(".git/objects/{}/{}", &blob[..2], &blob[2..])))
+        .expect("a loose object");
+    let v = stats_json(&f.repo, &["--commits", "1", "--no-cache"]);
+    let skipped = v["skipped"].as_array().expect("skipped");
+    assert_eq!(skipped.len(), 1, "{v:#}");
+    let error = skipped[0]["error"].as_str().expect("error");
+    assert!(error.contains("partial clone"), "{error}");
+    assert!(!error.contains("--pipeline"), "{error}");
+}
+
 #[test]
 fn an_interrupted_walk_reports_what_was_done() {
     let f = small_history();
