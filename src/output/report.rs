@@ -39,6 +39,21 @@ pub fn text_report(plan: &Plan, source: &dyn Fn(&Diagnostic) -> Option<String>) 
         if !d.images.is_empty() {
             out.push_str(&format!("{dim}    images:{reset} {}\n", d.images.join(" ")));
         }
+        // Kept because something it may read could not be: say which
+        // (the warning below says what the file can reach).
+        for r in &d.reasons {
+            if let Reason::FailSafe { diagnostic: e } = r {
+                let at = match (&e.file, e.line) {
+                    (Some(f), Some(l)) => format!("{f}:{l}"),
+                    (Some(f), None) => f.clone(),
+                    (None, _) => "the plan".to_string(),
+                };
+                out.push_str(&format!(
+                    "{dim}    fail safe:{reset} {at}: {} (see the warning below)\n",
+                    e.message
+                ));
+            }
+        }
         if d.kept && !d.changed_inputs.is_empty() {
             let shown: Vec<&String> = d.changed_inputs.iter().take(3).collect();
             let more = d.changed_inputs.len().saturating_sub(3);

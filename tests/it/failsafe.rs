@@ -207,6 +207,18 @@ fn composition_that_does_not_parse_keeps_its_step_with_an_error() {
         "{}",
         r.stderr
     );
+    // And the step's own block says why it is kept.
+    let block = r.stderr.split("✓ testdrive\n").nth(1).unwrap_or_default();
+    let fail_safe = format!("    fail safe: {comp}:{line}: cannot be parsed");
+    assert!(
+        block
+            .split("\n✓ ")
+            .next()
+            .unwrap_or_default()
+            .contains(&fail_safe),
+        "{}",
+        r.stderr
+    );
     // --strict refuses to decide on a tree it cannot read.
     let r = t.run(&["trim", "--strict", "--changed-files", &list]);
     usage_error(&r, &[&format!("`{comp}`:{line}:")]);
