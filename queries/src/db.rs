@@ -269,6 +269,12 @@ pub trait Db: salsa::Database {
     fn loader(&self) -> &dyn Loader;
     /// The persistent cache of leaf results, if the edges installed one.
     fn leaf_cache(&self) -> Option<&dyn crate::cache::LeafCache>;
+    /// Records that a leaf of `blob` was computed from bytes the loader
+    /// could not vouch for (the file changed while it was read): results
+    /// derived from it are then not kept in the persistent cache.
+    fn note_unverified(&self, blob: [u8; 20]);
+    /// Whether [`Db::note_unverified`] was called for `blob`.
+    fn is_unverified(&self, blob: &[u8; 20]) -> bool;
 }
 
 /// Which queries ran: salsa's `WillExecute` events, for tests that prove reuse.
@@ -281,6 +287,7 @@ pub struct Database {
     files: Arc<DashMap<String, File>>,
     loader: Arc<dyn Loader>,
     cache: Option<Arc<dyn crate::cache::LeafCache>>,
+    unverified: Arc<dashmap::DashSet<[u8; 20]>>,
 }
 
 impl Database {
@@ -290,6 +297,7 @@ impl Database {
             files: Arc::default(),
             loader,
             cache: None,
+            unverified: Arc::default(),
         }
     }
 
@@ -316,6 +324,7 @@ impl Database {
                 files: Arc::default(),
                 loader,
                 cache: None,
+                unverified: Arc::default(),
             },
             log,
         )
@@ -407,5 +416,13 @@ impl Db for Database {
 
     fn leaf_cache(&self) -> Option<&dyn crate::cache::LeafCache> {
         self.cache.as_deref()
+    }
+
+    fn note_unverified(&self, blob: [u8; 20]) {
+        self.unverified.insert(blob);
+    }
+
+    fn is_unverified(&self, blob: &[u8; 20]) -> bool {
+        self.unverified.contains(blob)
     }
 }

@@ -20,7 +20,9 @@ use super::summary::{
 };
 
 /// Where an image name came from, for `explain`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct ImageSource {
     pub file: String,
     pub line: usize,
@@ -29,7 +31,7 @@ pub struct ImageSource {
 }
 
 /// The candidate images of a composition.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct CompositionImages {
     /// Candidate image names, sorted; the caller drops names that are not
     /// images of the repository (as the reference does).
@@ -175,6 +177,10 @@ struct Analysis<'db> {
     /// to one of them is a cycle (`from a import *` in `b` and back), which
     /// adds nothing the outer lookup does not already find.
     active: FxHashSet<(File, Option<usize>, &'db str)>,
+    /// Every file whose summary the analysis read, in the order first read:
+    /// what its result depends on besides the file set.
+    read: FxHashSet<File>,
+    read_order: Vec<File>,
 }
 
 /// How many imports, aliases and attributes a lookup follows before it gives
@@ -198,6 +204,8 @@ pub struct RefKey<'db> {
 pub struct Resolved {
     pub targets: Vec<Target>,
     pub unknown: Option<Diagnostic>,
+    /// The files whose summaries the lookup read.
+    pub read: Vec<File>,
 }
 
 /// What a dotted reference in a file denotes, starting a fresh lookup (no
@@ -218,17 +226,27 @@ pub fn resolve_ref<'db>(
         options,
         every_image: None,
         active: FxHashSet::default(),
+        read: FxHashSet::default(),
+        read_order: Vec::new(),
     };
     let targets = a.resolve(key.file(db), key.owner(db), key.dotted(db), 0);
     Resolved {
         targets,
         unknown: a.every_image,
+        read: a.read_order,
     }
 }
 
 impl<'db> Analysis<'db> {
-    fn summary(&self, file: File) -> &'db ModuleSummary {
+    fn summary(&mut self, file: File) -> &'db ModuleSummary {
+        self.note_read(file);
         module_summary(self.db, file)
+    }
+
+    fn note_read(&mut self, file: File) {
+        if self.read.insert(file) {
+            self.read_order.push(file);
+        }
     }
 
     fn unknown(&mut self, diag: Diagnostic) {
@@ -245,6 +263,9 @@ impl<'db> Analysis<'db> {
         let r = resolve_ref(self.db, self.files, self.options, key);
         if let Some(d) = &r.unknown {
             self.unknown(d.clone());
+        }
+        for &f in &r.read {
+            self.note_read(f);
         }
         &r.targets
     }
@@ -448,22 +469,46 @@ fn dedup(v: &mut Vec<Target>) {
     v.retain(|t| seen.insert(*t));
 }
 
-/// The images of a composition (SPEC §4.1).
-#[salsa::tracked(returns(ref))]
+/// The images of a composition (SPEC §4.1), from the persistent cache when
+/// nothing it read changed (see [`super::analysis`]).
 pub fn composition_images(
     db: &dyn Db,
     files: FileSet,
     options: Options,
     composition: File,
-) -> CompositionImages {
+) -> &CompositionImages {
+    &super::analysis::composition_analysis(db, files, options, composition).images
+}
+
+/// [`CompositionImages`] and the files whose summaries the analysis read.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ImageAnalysis {
+    pub images: CompositionImages,
+    pub read: Vec<File>,
+}
+
+/// The images of a composition (SPEC §4.1), computed (memoized as part of
+/// [`super::analysis::composition_analysis`]).
+pub fn image_analysis(
+    db: &dyn Db,
+    files: FileSet,
+    options: Options,
+    composition: File,
+) -> ImageAnalysis {
     let mut a = Analysis {
         db,
         files,
         options,
         every_image: None,
         active: FxHashSet::default(),
+        read: FxHashSet::default(),
+        read_order: Vec::new(),
     };
-    analyse_images(&mut a, composition)
+    let images = analyse_images(&mut a, composition);
+    ImageAnalysis {
+        images,
+        read: a.read_order,
+    }
 }
 
 fn analyse_images(a: &mut Analysis<'_>, composition: File) -> CompositionImages {
@@ -548,6 +593,13 @@ fn analyse_images(a: &mut Analysis<'_>, composition: File) -> CompositionImages 
                 });
             }
         }
+    }
+
+    // Every file whose definitions the values below may read (already
+    // read through lookups; noted here so the dependency list of the
+    // analysis does not rest on that).
+    for &(f, _) in reached.iter().chain(args_for.keys()) {
+        a.note_read(f);
     }
 
     // Phase 3: the values.
