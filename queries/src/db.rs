@@ -275,6 +275,10 @@ pub trait Db: salsa::Database {
     fn note_unverified(&self, blob: [u8; 20]);
     /// Whether [`Db::note_unverified`] was called for `blob`.
     fn is_unverified(&self, blob: &[u8; 20]) -> bool;
+    /// Records that `composition` is being analysed; whether it had been
+    /// before in this process (a re-run after an edit, as in `watch`: the
+    /// persistent cache is then neither read nor written for it).
+    fn analysed_before(&self, composition: File) -> bool;
 }
 
 /// Which queries ran: salsa's `WillExecute` events, for tests that prove reuse.
@@ -288,6 +292,7 @@ pub struct Database {
     loader: Arc<dyn Loader>,
     cache: Option<Arc<dyn crate::cache::LeafCache>>,
     unverified: Arc<dashmap::DashSet<[u8; 20]>>,
+    analysed: Arc<dashmap::DashSet<File>>,
 }
 
 impl Database {
@@ -298,6 +303,7 @@ impl Database {
             loader,
             cache: None,
             unverified: Arc::default(),
+            analysed: Arc::default(),
         }
     }
 
@@ -325,6 +331,7 @@ impl Database {
                 loader,
                 cache: None,
                 unverified: Arc::default(),
+                analysed: Arc::default(),
             },
             log,
         )
@@ -424,5 +431,9 @@ impl Db for Database {
 
     fn is_unverified(&self, blob: &[u8; 20]) -> bool {
         self.unverified.contains(blob)
+    }
+
+    fn analysed_before(&self, composition: File) -> bool {
+        !self.analysed.insert(composition)
     }
 }

@@ -58,7 +58,10 @@ pub fn composition_analysis(
     options: Options,
     composition: File,
 ) -> Arc<CompositionAnalysis> {
-    let cache = db.leaf_cache();
+    // A re-run in this process (after an edit, in `watch`): the entry for
+    // the new state would rarely be read again, and looking it up and
+    // storing it would cost more than the analysis.
+    let cache = db.leaf_cache().filter(|_| !db.analysed_before(composition));
     let key = cache.map(|_| analysis_key(db, files, options, composition));
     if let (Some(cache), Some(key)) = (cache, &key)
         && let Some(bytes) = cache.get(key)

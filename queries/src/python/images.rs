@@ -187,56 +187,6 @@ struct Analysis<'db> {
 /// up; giving up makes the composition use every image (fail safe).
 const MAX_DEPTH: usize = 32;
 
-/// A dotted reference in a file, as a salsa key (see [`resolve_ref`]).
-#[salsa::interned(debug)]
-pub struct RefKey<'db> {
-    #[returns(copy)]
-    pub file: File,
-    #[returns(copy)]
-    pub owner: Option<usize>,
-    #[returns(ref)]
-    pub dotted: String,
-}
-
-/// What a dotted reference denotes, and the first reason the lookup gave
-/// for not knowing (which makes the composition use every image).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Resolved {
-    pub targets: Vec<Target>,
-    pub unknown: Option<Diagnostic>,
-    /// The files whose summaries the lookup read.
-    pub read: Vec<File>,
-}
-
-/// What a dotted reference in a file denotes, starting a fresh lookup (no
-/// lookup under way, depth 0). That is how every composition starts each
-/// reference, so the answer is the same for all of them: computed once,
-/// shared by every composition that reaches the file, and re-run only when
-/// a summary it read changes.
-#[salsa::tracked(returns(ref))]
-pub fn resolve_ref<'db>(
-    db: &'db dyn Db,
-    files: FileSet,
-    options: Options,
-    key: RefKey<'db>,
-) -> Resolved {
-    let mut a = Analysis {
-        db,
-        files,
-        options,
-        every_image: None,
-        active: FxHashSet::default(),
-        read: FxHashSet::default(),
-        read_order: Vec::new(),
-    };
-    let targets = a.resolve(key.file(db), key.owner(db), key.dotted(db), 0);
-    Resolved {
-        targets,
-        unknown: a.every_image,
-        read: a.read_order,
-    }
-}
-
 impl<'db> Analysis<'db> {
     fn summary(&mut self, file: File) -> &'db ModuleSummary {
         self.note_read(file);
@@ -253,21 +203,6 @@ impl<'db> Analysis<'db> {
         if self.every_image.is_none() {
             self.every_image = Some(diag);
         }
-    }
-
-    /// [`resolve`](Self::resolve) from the top (nothing under way, depth
-    /// 0), through the shared [`resolve_ref`]; its diagnostic counts here
-    /// as if the lookup had run here.
-    fn resolve_top(&mut self, file: File, owner: Option<usize>, dotted: &str) -> &'db [Target] {
-        let key = RefKey::new(self.db, file, owner, dotted.to_string());
-        let r = resolve_ref(self.db, self.files, self.options, key);
-        if let Some(d) = &r.unknown {
-            self.unknown(d.clone());
-        }
-        for &f in &r.read {
-            self.note_read(f);
-        }
-        &r.targets
     }
 
     /// What `name` is bound to in `file` (module level, plus the imports of
@@ -544,7 +479,7 @@ fn analyse_images(a: &mut Analysis<'_>, composition: File) -> CompositionImages 
         push((composition, i), &mut reached, &mut queue);
     }
     for r in &summary.refs {
-        for &t in a.resolve_top(composition, None, r) {
+        for t in a.resolve(composition, None, r, 0) {
             if let Target::Scope(f, i) = t {
                 push((f, i), &mut reached, &mut queue);
             }
@@ -559,7 +494,7 @@ fn analyse_images(a: &mut Analysis<'_>, composition: File) -> CompositionImages 
         let follow_refs = scope.kind == ScopeKind::Function || file == composition;
         if follow_refs {
             for r in &scope.refs {
-                for &t in a.resolve_top(file, Some(idx), r) {
+                for t in a.resolve(file, Some(idx), r, 0) {
                     if let Target::Scope(f, i) = t {
                         push((f, i), &mut reached, &mut queue);
                     }
@@ -568,7 +503,7 @@ fn analyse_images(a: &mut Analysis<'_>, composition: File) -> CompositionImages 
         }
         if scope.kind == ScopeKind::Class {
             for b in &scope.bases {
-                for &t in a.resolve_top(file, None, b) {
+                for t in a.resolve(file, None, b, 0) {
                     if let Target::Scope(f, i) = t {
                         for call in &scope.super_init_calls {
                             args_for.entry((f, i)).or_default().push(ArgSource {
@@ -585,7 +520,7 @@ fn analyse_images(a: &mut Analysis<'_>, composition: File) -> CompositionImages 
 
     // Phase 2: the arguments the composition passes to those definitions.
     for call in &summary.calls {
-        for &t in a.resolve_top(composition, call.owner, &call.callee) {
+        for t in a.resolve(composition, call.owner, &call.callee, 0) {
             if let Target::Scope(f, i) = t {
                 args_for.entry((f, i)).or_default().push(ArgSource {
                     args: call.args.clone(),
