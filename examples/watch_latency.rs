@@ -5,6 +5,7 @@
 //! Dockerfile of DIR in turn, applies each edit to a `WatchEngine` as the
 //! watcher would, and restores the file. Run it on a scratch checkout only.
 //! `N` (default 20) edits per kind; prints the median and the minimum.
+//! Without the persistent cache unless `PIPETRIM_CACHE_DIR` names one.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -24,7 +25,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(20);
-    let mut engine = WatchEngine::open(&root, &SessionOptions::default(), Some(base))?;
+    // The persistent cache, as `watch` uses it, when `PIPETRIM_CACHE_DIR` is set.
+    let opts = SessionOptions {
+        cache_dir: std::env::var_os("PIPETRIM_CACHE_DIR").map(PathBuf::from),
+        ..SessionOptions::default()
+    };
+    let mut engine = WatchEngine::open(&root, &opts, Some(base))?;
     let t = Instant::now();
     engine.evaluate();
     println!("first answer {:?}", t.elapsed());

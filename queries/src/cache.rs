@@ -37,6 +37,8 @@ pub enum Kind {
     Dockerfile = 5,
     /// `fingerprint::content_sha1`.
     ContentSha1 = 6,
+    /// `python::analysis::composition_analysis` (keyed by a digest, see there).
+    CompositionAnalysis = 7,
 }
 
 /// A persistent map from keys to bytes. Implementations must be safe to
@@ -94,6 +96,11 @@ where
     }
     let loaded = file_content(db, file);
     let value = compute(&loaded.content);
+    if !loaded.verified
+        && let Some(blob) = blob
+    {
+        db.note_unverified(blob);
+    }
     if let (Some(cache), Some(blob), true) = (cache, blob, loaded.verified)
         && let Some(repr) = store(&value)
         && let Some(bytes) = encode(&repr)

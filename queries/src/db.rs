@@ -269,6 +269,16 @@ pub trait Db: salsa::Database {
     fn loader(&self) -> &dyn Loader;
     /// The persistent cache of leaf results, if the edges installed one.
     fn leaf_cache(&self) -> Option<&dyn crate::cache::LeafCache>;
+    /// Records that a leaf of `blob` was computed from bytes the loader
+    /// could not vouch for (the file changed while it was read): results
+    /// derived from it are then not kept in the persistent cache.
+    fn note_unverified(&self, blob: [u8; 20]);
+    /// Whether [`Db::note_unverified`] was called for `blob`.
+    fn is_unverified(&self, blob: &[u8; 20]) -> bool;
+    /// Records that `composition` is being analysed; whether it had been
+    /// before in this process (a re-run after an edit, as in `watch`: the
+    /// persistent cache is then neither read nor written for it).
+    fn analysed_before(&self, composition: File) -> bool;
 }
 
 /// Which queries ran: salsa's `WillExecute` events, for tests that prove reuse.
@@ -281,6 +291,8 @@ pub struct Database {
     files: Arc<DashMap<String, File>>,
     loader: Arc<dyn Loader>,
     cache: Option<Arc<dyn crate::cache::LeafCache>>,
+    unverified: Arc<dashmap::DashSet<[u8; 20]>>,
+    analysed: Arc<dashmap::DashSet<File>>,
 }
 
 impl Database {
@@ -290,6 +302,8 @@ impl Database {
             files: Arc::default(),
             loader,
             cache: None,
+            unverified: Arc::default(),
+            analysed: Arc::default(),
         }
     }
 
@@ -316,6 +330,8 @@ impl Database {
                 files: Arc::default(),
                 loader,
                 cache: None,
+                unverified: Arc::default(),
+                analysed: Arc::default(),
             },
             log,
         )
@@ -407,5 +423,17 @@ impl Db for Database {
 
     fn leaf_cache(&self) -> Option<&dyn crate::cache::LeafCache> {
         self.cache.as_deref()
+    }
+
+    fn note_unverified(&self, blob: [u8; 20]) {
+        self.unverified.insert(blob);
+    }
+
+    fn is_unverified(&self, blob: &[u8; 20]) -> bool {
+        self.unverified.contains(blob)
+    }
+
+    fn analysed_before(&self, composition: File) -> bool {
+        !self.analysed.insert(composition)
     }
 }

@@ -5,7 +5,9 @@ use std::fmt;
 /// An error (or a fail-safe note) about the repository's content, naming the
 /// file and, where there is one, the line. Cloneable and hashable so that it
 /// can be the result of a memoized query.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Diagnostic {
     pub file: Option<String>,
     pub line: Option<usize>,

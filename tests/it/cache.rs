@@ -8,8 +8,11 @@ use std::process::Output;
 use pipetrim::repo::git::{Changes, changes_against, uncommitted};
 use pipetrim::repo::load::{scan, scan_cached};
 use pipetrim::repo::session::{Session, SessionOptions};
+use pipetrim_queries::Db;
 use pipetrim_queries::fingerprint::{Variant, base32, fingerprints};
+use pipetrim_queries::images::compositions;
 use pipetrim_queries::plan::plan;
+use pipetrim_queries::python::{composition_images, composition_imports};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed};
 
@@ -31,8 +34,15 @@ fn cfg() -> Config {
 /// Everything a session answers that the cache could touch: the visible
 /// files, the plan, and the fingerprints of one variant.
 fn answers(root: &Path, cache_dir: Option<&Path>) -> String {
+    answers_with(root, cache_dir, false)
+}
+
+/// [`answers`], with or without `--lazy-imports`, plus every composition's
+/// import closure and images (the analysis the cache keeps whole).
+fn answers_with(root: &Path, cache_dir: Option<&Path>, lazy_imports: bool) -> String {
     let opts = SessionOptions {
         cache_dir: cache_dir.map(Path::to_path_buf),
+        lazy_imports,
         ..SessionOptions::default()
     };
     let mut s = Session::open(root, &opts).expect("session");
@@ -59,8 +69,20 @@ fn answers(root: &Path, cache_dir: Option<&Path>) -> String {
             .join(","),
         Err(e) => format!("error: {e}"),
     };
+    let options = s.ws.options(db);
+    let mut analyses = String::new();
+    if let Ok(comps) = compositions(db, files) {
+        for dir in comps.values() {
+            let file = db.file(&format!("{dir}/mzcompose.py"));
+            analyses.push_str(&format!(
+                "{dir}: {:?} {:?}\n",
+                composition_imports(db, files, options, file),
+                composition_images(db, files, options, file)
+            ));
+        }
+    }
     format!(
-        "files: {:?}\nplan: {:?}\nfingerprints: {fps}",
+        "files: {:?}\nplan: {:?}\nfingerprints: {fps}\nanalyses: {analyses}",
         s.files(),
         plan(db, s.ws)
     )
@@ -76,7 +98,7 @@ fn apply(f: &Fixture, kind: u8, arg: u8) {
             f.write(p, t + line);
         }
     };
-    match kind % 12 {
+    match kind % 18 {
         // An import the composition did not have.
         0 => toggle(
             "test/td/mzcompose.py",
@@ -136,6 +158,75 @@ fn apply(f: &Fixture, kind: u8, arg: u8) {
         }
         9 => f.commit(&format!("step {arg}")),
         10 => f.append("ci/test/pipeline.template.yml", &format!("# {arg}\n")),
+        // A module in the composition's own directory, created and
+        // deleted (parsing or not); the composition may star-import it.
+        12 => {
+            let p = "test/td/helpers.py";
+            if f.path(p).exists() {
+                std::fs::remove_file(f.path(p)).unwrap();
+            } else if arg.is_multiple_of(3) {
+                f.write(p, "def (:\n");
+            } else {
+                f.write(
+                    p,
+                    "import yaml\nfrom materialize.mzcompose.services.postgres import *\n",
+                );
+            }
+        }
+        13 => toggle(
+            "test/td/mzcompose.py",
+            "from helpers import *\nEXTRA = [Postgres()]\n",
+        ),
+        // A module under the roots, created and deleted (with a relative
+        // import), and an import of it, at load time or in a function.
+        14 => {
+            let p = "misc/python/materialize/mzcompose/services/extra.py";
+            if f.path(p).exists() {
+                std::fs::remove_file(f.path(p)).unwrap();
+            } else {
+                f.write(
+                    p,
+                    format!("from .postgres import Postgres\nimport yaml\nX{arg} = 1\n"),
+                );
+            }
+        }
+        15 => {
+            if arg.is_multiple_of(2) {
+                toggle(
+                    "test/td/mzcompose.py",
+                    "from materialize.mzcompose.services.extra import *\n",
+                );
+            } else {
+                toggle(
+                    "test/td/mzcompose.py",
+                    "def lazy():\n    from materialize.mzcompose.services import extra\n",
+                );
+            }
+        }
+        // A package outside the roots named like an import (`yaml`): the
+        // wrong-root fail safe, wherever the package is.
+        16 => {
+            let p = ["ci/yaml/__init__.py", "test/td/yaml/__init__.py"][usize::from(arg % 2)];
+            if f.path(p).exists() {
+                std::fs::remove_file(f.path(p)).unwrap();
+            } else {
+                f.write(p, "\n");
+            }
+        }
+        // A package in the composition's directory.
+        17 => {
+            let p = "test/td/pkg/__init__.py";
+            if f.path(p).exists() {
+                std::fs::remove_file(f.path(p)).unwrap();
+                toggle("test/td/mzcompose.py", "from pkg import *\n");
+            } else {
+                f.write(
+                    p,
+                    "from materialize.mzcompose.services.server import Server\n",
+                );
+                toggle("test/td/mzcompose.py", "from pkg import *\n");
+            }
+        }
         // Back to the committed content.
         _ => {
             let _ = common::git(&f.repo, &f.home, &["checkout", "--", "."]);
@@ -181,6 +272,55 @@ proptest! {
         }
         prop_assert!(cache.stats().hits > 0, "{:?}", cache.stats());
     }
+}
+
+/// Files added and removed where a composition's analysis can see them
+/// (its own directory, the Python roots, packages anywhere), in an order
+/// where each addition or removal follows a run that stored the analysis:
+/// the answers with the cache, eager and lazy, equal those without it.
+#[test]
+fn the_analysis_cache_sees_added_and_removed_files() {
+    let f = Fixture::git_repo();
+    f.write(".gitignore", "");
+    let dir = f.tmp.path().join("cache");
+    let cache = pipetrim::cache::shared(&dir);
+    let script: &[(u8, u8)] = &[
+        (13, 0), // star-import `helpers`, which does not exist yet
+        (12, 1), // create it
+        (12, 0), // delete it
+        (12, 3), // create it, not parsing
+        (12, 0), // delete it
+        (15, 0), // import `extra` under the roots, which does not exist yet
+        (14, 1), // create it
+        (16, 0), // a `yaml` package outside the roots
+        (16, 1), // and one in the composition's directory
+        (16, 0),
+        (16, 1),
+        (14, 1), // delete `extra`
+        (15, 0), // no import of it at load time
+        (15, 1), // import it in a function (followed with `--lazy-imports`)
+        (14, 2), // create it again
+        (17, 0), // a package of the composition's directory, star-imported
+        (17, 0),
+        (2, 0), // a module that does not parse
+        (2, 0),
+        (9, 0), // commit
+        (11, 0),
+    ];
+    for &(kind, arg) in script {
+        apply(&f, kind, arg);
+        std::thread::sleep(std::time::Duration::from_millis(120));
+        for lazy in [false, true] {
+            let with = answers_with(&f.repo, Some(&dir), lazy);
+            cache.flush();
+            let again = answers_with(&f.repo, Some(&dir), lazy);
+            cache.flush();
+            let without = answers_with(&f.repo, None, lazy);
+            assert_eq!(with, without, "step ({kind}, {arg}), lazy {lazy}");
+            assert_eq!(again, without, "step ({kind}, {arg}), lazy {lazy}");
+        }
+    }
+    assert!(cache.stats().hits > 0, "{:?}", cache.stats());
 }
 
 /// What git says is visible (SPEC §1).

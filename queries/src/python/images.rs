@@ -9,6 +9,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
+use rustc_hash::FxHashSet;
+
 use crate::db::{Db, File, FileSet, Options};
 use crate::diag::Diagnostic;
 
@@ -18,7 +20,9 @@ use super::summary::{
 };
 
 /// Where an image name came from, for `explain`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct ImageSource {
     pub file: String,
     pub line: usize,
@@ -27,7 +31,7 @@ pub struct ImageSource {
 }
 
 /// The candidate images of a composition.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct CompositionImages {
     /// Candidate image names, sorted; the caller drops names that are not
     /// images of the repository (as the reference does).
@@ -42,8 +46,9 @@ pub struct CompositionImages {
 /// A definition: a module-level class or function of a file.
 type ScopeId = (File, usize);
 
+/// What a name is bound to: a definition, or a module.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Target {
+pub enum Target {
     Scope(File, usize),
     Module(File),
 }
@@ -55,6 +60,114 @@ struct ArgSource {
     forward: Option<ScopeId>,
 }
 
+/// One file's bindings, indexed by name, with its imports resolved once
+/// (module names and files): a name lookup then touches only the
+/// definitions, aliases and imports that can bind the name, instead of
+/// resolving every import of the file again.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct NameBindings {
+    /// Sorted by name; indices in source order.
+    names: Vec<(String, Named)>,
+    /// `from m import *` imports (indices into the summary's imports).
+    stars: Vec<usize>,
+    /// Aligned with the summary's imports.
+    imports: Vec<BoundImport>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+struct Named {
+    scopes: Vec<usize>,
+    aliases: Vec<usize>,
+    /// Imports that bind the name (not star imports).
+    imports: Vec<usize>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+struct BoundImport {
+    /// The absolute module (`None`: a relative import that cannot be resolved).
+    module: Option<String>,
+    /// The module's file.
+    module_path: Option<String>,
+    /// `import a.b` / `import a.b as c`: the name bound and the file it denotes.
+    plain: Option<(String, Option<String>)>,
+    /// `from m import n`: the file of submodule `m.n` (aligned with the names).
+    submodules: Vec<Option<String>>,
+}
+
+impl NameBindings {
+    fn named(&self, name: &str) -> Option<&Named> {
+        self.names
+            .binary_search_by(|(n, _)| n.as_str().cmp(name))
+            .ok()
+            .map(|i| &self.names[i].1)
+    }
+}
+
+/// The bindings of `file`, its imports resolved as [`Lookup`] resolves them.
+#[salsa::tracked(returns(ref))]
+pub fn name_bindings(db: &dyn Db, files: FileSet, options: Options, file: File) -> NameBindings {
+    let summary = module_summary(db, file);
+    let path = file.path(db).as_str();
+    let lookup = Lookup::new(db, files, options, path);
+    let mut names: BTreeMap<String, Named> = BTreeMap::new();
+    for (i, s) in summary.scopes.iter().enumerate() {
+        names.entry(s.name.clone()).or_default().scopes.push(i);
+    }
+    for (i, a) in summary.aliases.iter().enumerate() {
+        names.entry(a.name.clone()).or_default().aliases.push(i);
+    }
+    let mut stars = Vec::new();
+    let mut imports = Vec::with_capacity(summary.imports.len());
+    for (i, imp) in summary.imports.iter().enumerate() {
+        let module = lookup.absolute(path, imp.level, &imp.module);
+        let mut b = BoundImport::default();
+        if let Some(module) = &module {
+            match &imp.names {
+                None => {
+                    // `import a.b as c` binds `c` to `a.b`; `import a.b` binds `a`.
+                    let (bound, target) = match &imp.asname {
+                        Some(a) => (a.clone(), module.clone()),
+                        None => {
+                            let first = module.split('.').next().unwrap_or_default();
+                            (first.to_string(), first.to_string())
+                        }
+                    };
+                    let e = names.entry(bound.clone()).or_default();
+                    if e.imports.last() != Some(&i) {
+                        e.imports.push(i);
+                    }
+                    b.plain = Some((bound, lookup.find(db, &target)));
+                }
+                Some(list) => {
+                    b.module_path = lookup.find(db, module);
+                    for n in list {
+                        if n.name == "*" {
+                            if stars.last() != Some(&i) {
+                                stars.push(i);
+                            }
+                            b.submodules.push(None);
+                            continue;
+                        }
+                        let e = names.entry(n.bound().to_string()).or_default();
+                        if e.imports.last() != Some(&i) {
+                            e.imports.push(i);
+                        }
+                        b.submodules
+                            .push(lookup.find(db, &format!("{module}.{}", n.name)));
+                    }
+                }
+            }
+        }
+        b.module = module;
+        imports.push(b);
+    }
+    NameBindings {
+        names: names.into_iter().collect(),
+        stars,
+        imports,
+    }
+}
+
 struct Analysis<'db> {
     db: &'db dyn Db,
     files: FileSet,
@@ -63,7 +176,11 @@ struct Analysis<'db> {
     /// The lookups under way (file, owner, name): a lookup that comes back
     /// to one of them is a cycle (`from a import *` in `b` and back), which
     /// adds nothing the outer lookup does not already find.
-    active: HashSet<(File, Option<usize>, String)>,
+    active: FxHashSet<(File, Option<usize>, &'db str)>,
+    /// Every file whose summary the analysis read, in the order first read:
+    /// what its result depends on besides the file set.
+    read: FxHashSet<File>,
+    read_order: Vec<File>,
 }
 
 /// How many imports, aliases and attributes a lookup follows before it gives
@@ -71,8 +188,15 @@ struct Analysis<'db> {
 const MAX_DEPTH: usize = 32;
 
 impl<'db> Analysis<'db> {
-    fn summary(&self, file: File) -> &'db ModuleSummary {
+    fn summary(&mut self, file: File) -> &'db ModuleSummary {
+        self.note_read(file);
         module_summary(self.db, file)
+    }
+
+    fn note_read(&mut self, file: File) {
+        if self.read.insert(file) {
+            self.read_order.push(file);
+        }
     }
 
     fn unknown(&mut self, diag: Diagnostic) {
@@ -87,7 +211,7 @@ impl<'db> Analysis<'db> {
         &mut self,
         file: File,
         owner: Option<usize>,
-        name: &str,
+        name: &'db str,
         depth: usize,
     ) -> Vec<Target> {
         if depth > MAX_DEPTH {
@@ -105,8 +229,8 @@ impl<'db> Analysis<'db> {
             );
             return Vec::new();
         }
-        let key = (file, owner, name.to_string());
-        if !self.active.insert(key.clone()) {
+        let key = (file, owner, name);
+        if !self.active.insert(key) {
             return Vec::new();
         }
         let out = self.lookup_name_inner(file, owner, name, depth);
@@ -118,14 +242,14 @@ impl<'db> Analysis<'db> {
         &mut self,
         file: File,
         owner: Option<usize>,
-        name: &str,
+        name: &'db str,
         depth: usize,
     ) -> Vec<Target> {
         let mut out = Vec::new();
         let db = self.db;
         let summary = self.summary(file);
-        let path = file.path(db).as_str();
         if let Some(err) = &summary.parse_error {
+            let path = file.path(db).as_str();
             self.unknown(
                 Diagnostic::in_file(
                     path,
@@ -136,53 +260,82 @@ impl<'db> Analysis<'db> {
             );
             return out;
         }
-        for (i, s) in summary.scopes.iter().enumerate() {
-            if s.name == name {
+        let bindings = name_bindings(db, self.files, self.options, file);
+        let named = bindings.named(name);
+        if let Some(n) = named {
+            for &i in &n.scopes {
                 out.push(Target::Scope(file, i));
             }
+            for &i in &n.aliases {
+                if let Some(a) = summary.aliases.get(i) {
+                    out.extend(self.resolve(file, None, &a.target, depth + 1));
+                }
+            }
         }
-        for a in summary.aliases.iter().filter(|a| a.name == name) {
-            out.extend(self.resolve(file, None, &a.target, depth + 1));
-        }
-        let lookup = Lookup::new(db, self.files, self.options, path);
-        for imp in &summary.imports {
+        // The imports that can bind `name`, in source order: those naming
+        // it and every star import.
+        let named_imports: &[usize] = named.map_or(&[], |n| &n.imports);
+        let (mut x, mut y) = (
+            named_imports.iter().peekable(),
+            bindings.stars.iter().peekable(),
+        );
+        loop {
+            let i = match (x.peek(), y.peek()) {
+                (Some(&&a), Some(&&b)) if a == b => {
+                    x.next();
+                    y.next();
+                    a
+                }
+                (Some(&&a), Some(&&b)) if a < b => {
+                    x.next();
+                    a
+                }
+                (_, Some(&&b)) => {
+                    y.next();
+                    b
+                }
+                (Some(&&a), None) => {
+                    x.next();
+                    a
+                }
+                (None, None) => break,
+            };
+            let (Some(imp), Some(bound)) = (summary.imports.get(i), bindings.imports.get(i)) else {
+                continue;
+            };
             if imp.owner.is_some() && imp.owner != owner {
                 continue;
             }
-            let Some(module) = lookup.absolute(path, imp.level, &imp.module) else {
+            if bound.module.is_none() {
                 continue;
-            };
+            }
             match &imp.names {
                 None => {
-                    let bound = match &imp.asname {
-                        Some(a) => (a == name).then(|| module.clone()),
-                        None => (module.split('.').next() == Some(name)).then(|| name.to_string()),
-                    };
-                    if let Some(m) = bound
-                        && let Some(p) = lookup.find(db, &m)
+                    if let Some((b, Some(p))) = &bound.plain
+                        && b == name
                     {
-                        out.push(Target::Module(db.file(&p)));
+                        out.push(Target::Module(db.file(p)));
                     }
                 }
                 Some(names) => {
-                    for n in names {
+                    for (k, n) in names.iter().enumerate() {
                         let star = n.name == "*";
                         if !star && n.bound() != name {
                             continue;
                         }
-                        let wanted = if star { name } else { n.name.as_str() };
+                        let wanted: &'db str = if star { name } else { n.name.as_str() };
                         // A namespace package has no file, only submodules.
-                        let found = match lookup.find(db, &module) {
+                        let found = match &bound.module_path {
                             Some(mpath) => {
-                                self.lookup_name(db.file(&mpath), None, wanted, depth + 1)
+                                self.lookup_name(db.file(mpath), None, wanted, depth + 1)
                             }
                             None => Vec::new(),
                         };
                         if found.is_empty()
                             && !star
-                            && let Some(sub) = lookup.find(db, &format!("{module}.{wanted}"))
+                            && let Some(Some(sub)) = bound.submodules.get(k)
                         {
-                            out.push(Target::Module(db.file(&sub)));
+                            out.push(Target::Module(db.file(sub)));
                         }
                         out.extend(found);
                     }
@@ -198,7 +351,7 @@ impl<'db> Analysis<'db> {
         &mut self,
         file: File,
         owner: Option<usize>,
-        dotted: &str,
+        dotted: &'db str,
         depth: usize,
     ) -> Vec<Target> {
         let mut parts = dotted.split('.');
@@ -236,26 +389,67 @@ impl<'db> Analysis<'db> {
 
 /// Removes repeated targets, keeping the first of each (deterministic order).
 fn dedup(v: &mut Vec<Target>) {
-    let mut seen = HashSet::new();
+    if v.len() <= 16 {
+        let mut i = 0;
+        while i < v.len() {
+            if v[..i].contains(&v[i]) {
+                v.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        return;
+    }
+    let mut seen = FxHashSet::default();
     v.retain(|t| seen.insert(*t));
 }
 
-/// The images of a composition (SPEC §4.1).
-#[salsa::tracked(returns(ref))]
+/// The images of a composition (SPEC §4.1), from the persistent cache when
+/// nothing it read changed (see [`super::analysis`]).
 pub fn composition_images(
     db: &dyn Db,
     files: FileSet,
     options: Options,
     composition: File,
-) -> CompositionImages {
+) -> &CompositionImages {
+    &super::analysis::composition_analysis(db, files, options, composition).images
+}
+
+/// [`CompositionImages`] and the files whose summaries the analysis read.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ImageAnalysis {
+    pub images: CompositionImages,
+    pub read: Vec<File>,
+}
+
+/// The images of a composition (SPEC §4.1), computed (memoized as part of
+/// [`super::analysis::composition_analysis`]).
+pub fn image_analysis(
+    db: &dyn Db,
+    files: FileSet,
+    options: Options,
+    composition: File,
+) -> ImageAnalysis {
     let mut a = Analysis {
         db,
         files,
         options,
         every_image: None,
-        active: HashSet::new(),
+        active: FxHashSet::default(),
+        read: FxHashSet::default(),
+        read_order: Vec::new(),
     };
-    let summary = module_summary(db, composition);
+    let images = analyse_images(&mut a, composition);
+    ImageAnalysis {
+        images,
+        read: a.read_order,
+    }
+}
+
+fn analyse_images(a: &mut Analysis<'_>, composition: File) -> CompositionImages {
+    let db = a.db;
+    let options = a.options;
+    let summary = a.summary(composition);
     let comp_path = composition.path(db).clone();
     if let Some(err) = &summary.parse_error {
         // The same note as the import closure's: the plan reports it once.
@@ -336,6 +530,13 @@ pub fn composition_images(
         }
     }
 
+    // Every file whose definitions the values below may read (already
+    // read through lookups; noted here so the dependency list of the
+    // analysis does not rest on that).
+    for &(f, _) in reached.iter().chain(args_for.keys()) {
+        a.note_read(f);
+    }
+
     // Phase 3: the values.
     let mut via: BTreeMap<String, BTreeSet<ImageSource>> = BTreeMap::new();
     for v in &summary.mzbuild {
@@ -411,7 +612,7 @@ pub fn composition_images(
     }
     CompositionImages {
         names: via.keys().cloned().collect(),
-        every_image: a.every_image,
+        every_image: a.every_image.clone(),
         via: via
             .into_iter()
             .map(|(k, v)| (k, v.into_iter().collect()))

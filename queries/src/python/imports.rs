@@ -99,7 +99,7 @@ pub struct Edge {
 /// the repository holds a package of that name elsewhere: the roots are
 /// probably wrong (`--python-root ci`), and what the import loads is
 /// unknown. Treated fail safe (SPEC §10), like a file that does not parse.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Unresolved {
     pub diagnostic: Diagnostic,
     /// The package directories of that name (sorted).
@@ -169,9 +169,14 @@ impl Lookup<'_> {
             return None;
         }
         let rel = name.replace('.', "/");
+        // Only below the importer's directory (a name with a leading `/`
+        // would otherwise reach the top of the checkout): the analysis of
+        // a composition then sees only the file set below the Python
+        // roots and its own directory, which its cache key covers.
         [format!("{rel}.py"), format!("{rel}/__init__.py")]
             .into_iter()
             .map(|r| paths::join(dir, &r))
+            .filter(|p| paths::is_under(p, dir))
             .find(|p| self.files.contains(db, p))
     }
 
@@ -366,7 +371,7 @@ pub fn direct_imports(db: &dyn Db, files: FileSet, options: Options, file: File)
 }
 
 /// Why a file is in a closure: the first import that reached it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Via {
     pub importer: String,
     pub line: usize,
@@ -435,9 +440,21 @@ impl ImportClosure {
     }
 }
 
-/// Breadth-first closure of [`direct_imports`] from the composition file.
-#[salsa::tracked(returns(ref))]
+/// The first-party files a composition loads (SPEC §4.2): the closure of
+/// [`direct_imports`] from the composition file, from the persistent cache
+/// when nothing it read changed (see [`super::analysis`]).
 pub fn composition_imports(
+    db: &dyn Db,
+    files: FileSet,
+    options: Options,
+    composition: File,
+) -> &ImportClosure {
+    &super::analysis::composition_analysis(db, files, options, composition).imports
+}
+
+/// Breadth-first closure of [`direct_imports`] from the composition file
+/// (memoized as part of [`super::analysis::composition_analysis`]).
+pub fn import_closure(
     db: &dyn Db,
     files: FileSet,
     options: Options,

@@ -4,10 +4,12 @@
 //! Layering: [`summary`] is the only code that sees a syntax tree;
 //! [`imports`] and [`images`] read summaries, so an edit re-parses one file.
 
+pub mod analysis;
 pub mod images;
 pub mod imports;
 pub mod summary;
 
+pub use analysis::{CompositionAnalysis, composition_analysis};
 pub use images::{CompositionImages, ImageSource, composition_images};
 pub use imports::{
     DirectImports, Edge, ImportClosure, ImportHop, ModuleIndex, Unresolved, Via,

@@ -134,7 +134,7 @@ fn editing_one_module_reparses_only_it() {
     assert_eq!(count(&warm, "direct_imports"), 1, "{warm:#?}");
     // `test/own-service` and `test/broken-dep` do not reach cockroach.py.
     assert!(
-        count(&warm, "composition_imports") < comps.len(),
+        count(&warm, "composition_analysis") < comps.len(),
         "{warm:#?}"
     );
     assert_eq!(count(&warm, "module_index"), 0, "{warm:#?}");
