@@ -94,13 +94,7 @@ type Outcome = Result<Arc<Plan>, Diagnostic>;
 fn describe(a: &Outcome, b: &Outcome) -> String {
     match (a, b) {
         (Ok(a), Ok(b)) => {
-            let kept = |p: &Plan| -> Vec<String> {
-                p.steps
-                    .iter()
-                    .filter(|d| d.kept)
-                    .map(|d| d.id.clone())
-                    .collect()
-            };
+            let kept = |p: &Plan| -> Vec<String> { p.kept().map(|d| d.id.clone()).collect() };
             let (ka, kb) = (kept(a), kept(b));
             let mut parts = Vec::new();
             if ka != kb {

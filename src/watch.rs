@@ -177,9 +177,7 @@ impl WatchEngine {
             let db = &self.session.db;
             if let Ok(p) = plan(db, self.session.ws) {
                 self.last = Some(
-                    p.steps
-                        .iter()
-                        .filter(|d| d.kept)
+                    p.kept()
                         .map(|d| {
                             (
                                 d.id.clone(),
@@ -398,22 +396,13 @@ impl WatchEngine {
                 if !errors.is_empty() {
                     ev.error = Some(errors.join("; "));
                 }
-                let now: BTreeMap<&str, &pipetrim_queries::plan::StepDecision> = p
-                    .steps
-                    .iter()
-                    .filter(|d| d.kept)
-                    .map(|d| (d.id.as_str(), d))
-                    .collect();
-                ev.needed = p
-                    .steps
-                    .iter()
-                    .filter(|d| d.kept)
-                    .map(|d| d.id.clone())
-                    .collect();
+                let now: BTreeMap<&str, &pipetrim_queries::plan::StepDecision> =
+                    p.kept().map(|d| (d.id.as_str(), d)).collect();
+                ev.needed = p.kept().map(|d| d.id.clone()).collect();
                 let empty = BTreeMap::new();
                 let last = self.last.as_ref().unwrap_or(&empty);
                 let batch: BTreeSet<&String> = ev.changed_files.iter().collect();
-                for d in p.steps.iter().filter(|d| d.kept) {
+                for d in p.kept() {
                     let id = d.id.as_str();
                     if last.contains_key(id) {
                         continue;

@@ -424,6 +424,14 @@ pub struct Plan {
     pub errors: Vec<Diagnostic>,
 }
 
+impl Plan {
+    /// The steps the plan keeps, in template order: the one definition
+    /// every consumer (trim, watch, soak, stats, the outputs) reads.
+    pub fn kept(&self) -> impl Iterator<Item = &StepDecision> {
+        self.steps.iter().filter(|d| d.kept)
+    }
+}
+
 /// The CI glue pathspecs: a change here makes the trim a dry run.
 pub const CI_GLUE: [&str; 3] = [
     "bin",

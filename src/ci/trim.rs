@@ -62,12 +62,7 @@ pub fn apply(
     changes: &[String],
 ) -> Result<(), Error> {
     if decision.trimmed {
-        let needed: HashSet<String> = plan
-            .steps
-            .iter()
-            .filter(|d| d.kept)
-            .map(|d| d.id.clone())
-            .collect();
+        let needed: HashSet<String> = plan.kept().map(|d| d.id.clone()).collect();
         finish::restrict_to(pipeline, &needed).map_err(|e| Error::Usage(e.to_string()))?;
     } else if decision.dry_run {
         let changed = |inputs: &[String]| any_changed(inputs, changes);

@@ -15,7 +15,7 @@ pub fn run(g: &Global, paths: &[String]) -> Result<i32, Error> {
         .collect();
     let (s, p) = planned(g, paths, None)?;
     let ev = Evidence::of(&s);
-    let kept: Vec<_> = p.steps.iter().filter(|d| d.kept).collect();
+    let kept: Vec<_> = p.kept().collect();
     let mut text = String::new();
     for d in &kept {
         text.push_str(&explain_text(d, &ev));

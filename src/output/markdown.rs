@@ -61,7 +61,7 @@ fn needs_look(plan: &Plan) -> bool {
 pub fn trim_markdown(s: &Summary, ev: &Evidence) -> String {
     let plan = s.plan;
     let total = plan.steps.len();
-    let kept = plan.steps.iter().filter(|d| d.kept).count();
+    let kept = plan.kept().count();
     let trimmed = total - kept;
     let mut out = String::new();
     let pipeline = code(s.pipeline);
@@ -204,7 +204,7 @@ fn why(d: &StepDecision, ev: &Evidence) -> String {
 
 /// Every reason of every kept step, folded away.
 fn details(out: &mut String, plan: &Plan, ev: &Evidence) {
-    let kept: Vec<&StepDecision> = plan.steps.iter().filter(|d| d.kept).collect();
+    let kept: Vec<&StepDecision> = plan.kept().collect();
     if kept.is_empty() {
         return;
     }
