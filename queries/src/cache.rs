@@ -39,6 +39,8 @@ pub enum Kind {
     ContentSha1 = 6,
     /// `python::analysis::composition_analysis` (keyed by a digest, see there).
     CompositionAnalysis = 7,
+    /// `fingerprint::self_hash` (keyed by a digest, see there).
+    SelfHash = 8,
 }
 
 /// A persistent map from keys to bytes. Implementations must be safe to
