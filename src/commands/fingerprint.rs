@@ -16,7 +16,9 @@ use crate::error::Error;
 use crate::output::progress::hash_with_progress;
 
 pub fn run(g: &Global, a: &FingerprintArgs) -> Result<i32, Error> {
-    let s = session(g)?;
+    // A one-shot run: the OS frees the database faster than dropping it
+    // query by query would.
+    let s = std::mem::ManuallyDrop::new(session(g)?);
     let db = &s.db;
     let files = s.ws.files(db);
     let variant = Variant::new(
