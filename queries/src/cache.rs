@@ -39,6 +39,10 @@ pub enum Kind {
     ContentSha1 = 6,
     /// `python::analysis::composition_analysis` (keyed by a digest, see there).
     CompositionAnalysis = 7,
+    /// `fingerprint::self_hash` (keyed by a digest, see there).
+    SelfHash = 8,
+    /// `pipeline::template` (keyed by a digest of its text, see there).
+    Template = 9,
 }
 
 /// A persistent map from keys to bytes. Implementations must be safe to
@@ -147,6 +151,7 @@ mod tests {
             encode(&vec!["base".to_string()]),
             encode(&[7u8; 20]),
             crate::images::cached_sample(),
+            crate::pipeline::cached_sample(),
         ] {
             let bytes = bytes.unwrap_or_default();
             h.update((bytes.len() as u64).to_le_bytes());
@@ -156,7 +161,7 @@ mod tests {
         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(
             (SCHEMA, hex.as_str()),
-            (1, "8e0231fa4432889d5d1c4dcee43f109479635cd1")
+            (1, "18607b97b382b60e65e9431d731625326fe14b68")
         );
     }
 

@@ -288,7 +288,9 @@ pub type ExecutionLog = Arc<Mutex<Vec<String>>>;
 #[derive(Clone)]
 pub struct Database {
     storage: salsa::Storage<Self>,
-    files: Arc<DashMap<String, File>>,
+    /// By path; FxHash, since a warm run looks up every input path (the
+    /// paths come from the checkout, no adversary picks them).
+    files: Arc<DashMap<String, File, rustc_hash::FxBuildHasher>>,
     loader: Arc<dyn Loader>,
     cache: Option<Arc<dyn crate::cache::LeafCache>>,
     unverified: Arc<dashmap::DashSet<[u8; 20]>>,

@@ -1,10 +1,11 @@
 //! Image fingerprints (SPEC §8), bit for bit as the reference computes them.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use sha1::{Digest, Sha1};
 
+use crate::cache::{Kind, SCHEMA, decode, encode, key};
 use crate::db::{Db, File, FileContent, FileSet};
 use crate::diag::Diagnostic;
 use crate::images::{PreImage, image_graph};
@@ -117,9 +118,89 @@ pub fn fingerprints_of<'a>(
     Ok(full)
 }
 
+/// A digest of the code that computes an own hash: a hash computed by
+/// other code is never reused, even if nobody bumped [`SCHEMA`].
+fn code_digest() -> u64 {
+    static DIGEST: OnceLock<u64> = OnceLock::new();
+    *DIGEST.get_or_init(|| {
+        let sources = [
+            include_str!("fingerprint.rs"),
+            include_str!("db.rs"),
+            include_str!("cache.rs"),
+        ];
+        // FNV-1a: not adversarial, only a change detector.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for s in sources {
+            for b in s.bytes().chain([0xff]) {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        h
+    })
+}
+
+fn update_str(h: &mut Sha1, s: &str) {
+    h.update((s.len() as u64).to_le_bytes());
+    h.update(s.as_bytes());
+}
+
+/// The persistent-cache key of an own hash: everything [`self_hash`]
+/// hashes, with each input's blob id in place of its content digest (the
+/// blob id names the bytes, so it determines the digest). `None` when an
+/// input has no blob id (missing or unreadable: that is an error, never
+/// stored).
+fn self_hash_key(
+    db: &dyn Db,
+    variant: Variant<'_>,
+    inputs: &[String],
+    pre_images: &[PreImage],
+) -> Option<Vec<u8>> {
+    let mut h = Sha1::new();
+    h.update(code_digest().to_le_bytes());
+    h.update(SCHEMA.to_le_bytes());
+    h.update((inputs.len() as u64).to_le_bytes());
+    for path in inputs {
+        let file = db.file(path);
+        let blob = file.stamp(db).blob()?;
+        h.update(file.mode(db).git_mode().to_le_bytes());
+        update_str(&mut h, path);
+        h.update(blob);
+    }
+    h.update((pre_images.len() as u64).to_le_bytes());
+    for pre in pre_images {
+        h.update([u8::from(matches!(pre, PreImage::CargoBuild { .. }))]);
+    }
+    update_str(&mut h, variant.arch(db));
+    update_str(&mut h, variant.profile(db));
+    h.update([u8::from(variant.coverage(db))]);
+    update_str(&mut h, variant.sanitizer(db));
+    Some(key(Kind::SelfHash, &h.finalize().into()))
+}
+
+/// An image's own hash as the persistent cache holds it under its current
+/// key, if it does: a warm run then needs each input's blob id (its stamp,
+/// usually from the index) but not its content digest, one lookup per
+/// image instead of one per input file.
+#[salsa::tracked(returns(copy))]
+pub fn stored_self_hash<'db>(
+    db: &'db dyn Db,
+    files: FileSet,
+    variant: Variant<'db>,
+    key: ImageName<'db>,
+) -> Option<Digest20> {
+    let cache = db.leaf_cache()?;
+    let graph = image_graph(db, files).as_ref().ok()?;
+    let img = graph.get(key.name(db))?;
+    let inputs = image_own_files(db, files, key).as_ref().ok()?;
+    let k = self_hash_key(db, variant, inputs, &img.pre_images)?;
+    decode::<Digest20>(&cache.get(&k)?)
+}
+
 /// An image's own hash (its inputs, pre-image extras and the variant):
 /// memoized per image, so an edit re-hashes only the images that include
-/// the edited file.
+/// the edited file; kept in the persistent cache when every input's
+/// digest came from bytes the loader vouched were its blob.
 #[salsa::tracked(returns(ref))]
 pub fn self_hash<'db>(
     db: &'db dyn Db,
@@ -127,12 +208,39 @@ pub fn self_hash<'db>(
     variant: Variant<'db>,
     key: ImageName<'db>,
 ) -> Result<Digest20, Diagnostic> {
+    if let Some(d) = stored_self_hash(db, files, variant, key) {
+        return Ok(d);
+    }
     let name = key.name(db).as_str();
     let graph = image_graph(db, files).clone()?;
     let Some(img) = graph.get(name) else {
         return Err(Diagnostic::new(format!("unknown image `{name}`")));
     };
     let inputs = image_own_files(db, files, key).clone()?;
+    let digest = own_hash(db, name, img, &inputs, variant)?;
+    if let Some(cache) = db.leaf_cache()
+        && inputs.iter().all(|p| {
+            db.file(p)
+                .stamp(db)
+                .blob()
+                .is_some_and(|b| !db.is_unverified(b))
+        })
+        && let Some(k) = self_hash_key(db, variant, &inputs, &img.pre_images)
+        && let Some(bytes) = encode(&digest)
+    {
+        cache.put(k, bytes);
+    }
+    Ok(digest)
+}
+
+/// What [`self_hash`] computes, from the inputs' content digests.
+fn own_hash(
+    db: &dyn Db,
+    name: &str,
+    img: &crate::images::Image,
+    inputs: &[String],
+    variant: Variant<'_>,
+) -> Result<Digest20, Diagnostic> {
     let mut h = Sha1::new();
     for path in inputs.iter() {
         let file = db.file(path);

@@ -360,10 +360,14 @@ pub fn image_own_files<'db>(
         return Err(Diagnostic::new(format!("unknown image `{name}`")));
     };
     let inputs = inputs.as_ref().map_err(Clone::clone)?;
-    let mut out: BTreeSet<&String> = BTreeSet::new();
+    // A sort of the concatenation: cheaper than a tree set when the inputs
+    // are thousands of files in a few sorted runs.
+    let mut out: Vec<&String> = Vec::new();
     for i in inputs {
         out.extend(i.spec.expand(db, files));
     }
+    out.sort_unstable();
+    out.dedup();
     Ok(Arc::new(out.into_iter().cloned().collect()))
 }
 

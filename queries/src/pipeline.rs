@@ -1,9 +1,11 @@
 //! The pipeline template (SPEC §4): `ci/<pipeline>/pipeline.template.yml`,
 //! `$RUST_VERSION` substituted, and its steps.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde_yaml_ng::Value;
+
+use crate::cache::{Kind, SCHEMA, decode, encode, key};
 
 use crate::cargo::workspace_manifest;
 use crate::db::{Db, Options};
@@ -11,7 +13,7 @@ use crate::diag::Diagnostic;
 use crate::yaml;
 
 /// What kind of step a template entry is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StepKind {
     Command,
@@ -30,7 +32,7 @@ impl StepKind {
 }
 
 /// One step of the template, as the trim sees it.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Step {
     /// `id` (falling back to `key`); empty for wait steps.
     pub id: String,
@@ -98,7 +100,131 @@ pub fn template(db: &dyn Db, options: Options) -> Result<Arc<Template>, Diagnost
     } else {
         raw.to_string()
     };
-    parse_template(&path, &text).map(Arc::new)
+    // Parsing is most of a warm run's template cost; the entry is keyed
+    // by the text itself, so it needs no stamp to be trusted.
+    let cache = db.leaf_cache();
+    let key = cache.map(|_| template_key(&path, &text));
+    if let (Some(cache), Some(key)) = (cache, &key)
+        && let Some(bytes) = cache.get(key)
+        && let Some((value, steps)) = decode::<(StoredYaml, Vec<Step>)>(&bytes)
+    {
+        return Ok(Arc::new(Template {
+            path,
+            value: value.restore(),
+            steps,
+        }));
+    }
+    let tpl = parse_template(&path, &text)?;
+    if let (Some(cache), Some(key)) = (cache, key)
+        && let Some(value) = StoredYaml::new(&tpl.value)
+        && let Some(bytes) = encode(&(value, &tpl.steps))
+    {
+        cache.put(key, bytes);
+    }
+    Ok(Arc::new(tpl))
+}
+
+/// The cache key of a parsed template: the parser's code and version, the
+/// path (messages and the result name it) and the text after substitution.
+fn template_key(path: &str, text: &str) -> Vec<u8> {
+    use sha1::{Digest, Sha1};
+    static CODE: OnceLock<u64> = OnceLock::new();
+    let code = *CODE.get_or_init(|| {
+        // FNV-1a: not adversarial, only a change detector.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for s in [
+            include_str!("pipeline.rs"),
+            include_str!("yaml.rs"),
+            include_str!("cache.rs"),
+            include_str!("diag.rs"),
+            env!("CARGO_PKG_VERSION"),
+        ] {
+            for b in s.bytes().chain([0xff]) {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        h
+    });
+    let mut h = Sha1::new();
+    h.update(code.to_le_bytes());
+    h.update(SCHEMA.to_le_bytes());
+    for s in [path, text] {
+        h.update((s.len() as u64).to_le_bytes());
+        h.update(s.as_bytes());
+    }
+    key(Kind::Template, &h.finalize().into())
+}
+
+/// The cached encoding of a fixed template, for the schema pin.
+#[cfg(test)]
+pub(crate) fn cached_sample() -> Option<Vec<u8>> {
+    let t = parse_template(
+        "ci/test/pipeline.template.yml",
+        "steps:\n  - id: a\n    inputs: [x]\n    n: -1\n    f: 0.5\n  - wait\n",
+    )
+    .ok()?;
+    encode(&(StoredYaml::new(&t.value)?, &t.steps))
+}
+
+/// A YAML value in a form postcard can decode (it cannot decode
+/// `serde_yaml_ng::Value`, which needs a self-describing format). Keys keep
+/// their order; tagged values are not stored.
+#[derive(serde::Serialize, serde::Deserialize)]
+enum StoredYaml {
+    Null,
+    Bool(bool),
+    U64(u64),
+    I64(i64),
+    F64(f64),
+    Str(String),
+    Seq(Vec<StoredYaml>),
+    Map(Vec<(StoredYaml, StoredYaml)>),
+}
+
+impl StoredYaml {
+    fn new(v: &Value) -> Option<StoredYaml> {
+        Some(match v {
+            Value::Null => StoredYaml::Null,
+            Value::Bool(b) => StoredYaml::Bool(*b),
+            Value::Number(n) => {
+                if let Some(u) = n.as_u64() {
+                    StoredYaml::U64(u)
+                } else if let Some(i) = n.as_i64() {
+                    StoredYaml::I64(i)
+                } else {
+                    StoredYaml::F64(n.as_f64()?)
+                }
+            }
+            Value::String(s) => StoredYaml::Str(s.clone()),
+            Value::Sequence(s) => {
+                StoredYaml::Seq(s.iter().map(StoredYaml::new).collect::<Option<_>>()?)
+            }
+            Value::Mapping(m) => StoredYaml::Map(
+                m.iter()
+                    .map(|(k, v)| Some((StoredYaml::new(k)?, StoredYaml::new(v)?)))
+                    .collect::<Option<_>>()?,
+            ),
+            Value::Tagged(_) => return None,
+        })
+    }
+
+    fn restore(self) -> Value {
+        match self {
+            StoredYaml::Null => Value::Null,
+            StoredYaml::Bool(b) => Value::Bool(b),
+            StoredYaml::U64(u) => Value::Number(u.into()),
+            StoredYaml::I64(i) => Value::Number(i.into()),
+            StoredYaml::F64(f) => Value::Number(f.into()),
+            StoredYaml::Str(s) => Value::String(s),
+            StoredYaml::Seq(s) => Value::Sequence(s.into_iter().map(StoredYaml::restore).collect()),
+            StoredYaml::Map(m) => Value::Mapping(
+                m.into_iter()
+                    .map(|(k, v)| (k.restore(), v.restore()))
+                    .collect(),
+            ),
+        }
+    }
 }
 
 pub fn parse_template(path: &str, text: &str) -> Result<Template, Diagnostic> {
@@ -338,6 +464,20 @@ fn parse_step(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_templates_restore_exactly() {
+        let text = "steps:\n  - id: a\n    label: A\n    inputs: [x, 'y']\n    priority: -3\n    timeout_in_minutes: 30\n    ratio: 1.5\n    skip: false\n    env: {K: ~, 1: two}\n  - wait\n  - group: G\n    key: g\n    steps:\n      - id: b\n        depends_on: a\n";
+        let t = parse_template("ci/test/pipeline.template.yml", text).unwrap();
+        let stored = StoredYaml::new(&t.value).unwrap();
+        let bytes = encode(&(stored, &t.steps)).unwrap();
+        let (value, steps) = decode::<(StoredYaml, Vec<Step>)>(&bytes).unwrap();
+        assert_eq!(value.restore(), t.value);
+        assert_eq!(steps, t.steps);
+        // Tagged values are not stored (not restored exactly, and rare).
+        let tagged = yaml::parse("t.yml", "a: !x 1\n").unwrap();
+        assert!(StoredYaml::new(&tagged).is_none());
+    }
 
     #[test]
     fn flattens_groups_and_reads_plugins() {

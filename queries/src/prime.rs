@@ -97,6 +97,36 @@ pub fn prime_self_hashes(
     });
 }
 
+/// The images among `images` whose own hash for the variant is not in the
+/// persistent cache (looked up in parallel): only their inputs need hashing.
+pub fn unstored_self_hashes(
+    db: &Database,
+    files: crate::db::FileSet,
+    arch: &str,
+    profile: &str,
+    coverage: bool,
+    sanitizer: &str,
+    images: &[String],
+) -> Vec<String> {
+    images
+        .par_iter()
+        .map_with(db.clone(), |db, name| {
+            let variant = crate::fingerprint::Variant::new(
+                db,
+                arch.to_string(),
+                profile.to_string(),
+                coverage,
+                sanitizer.to_string(),
+            );
+            let key = crate::inputs::ImageName::new(db, name.clone());
+            crate::fingerprint::stored_self_hash(db, files, variant, key)
+                .is_none()
+                .then(|| name.clone())
+        })
+        .flatten()
+        .collect()
+}
+
 /// Expands every image's own input files in parallel; returns their union.
 pub fn prime_image_files(
     db: &Database,

@@ -55,7 +55,25 @@ pub fn build_hashes(
         template: t.to_string(),
     });
     let names: Vec<String> = graph.images.keys().cloned().collect();
-    hash_with_progress(db, prime::prime_image_files(db, files, &names));
+    // Warm: the own hashes come from the cache; hash only the inputs of
+    // the images that miss for either arch.
+    let mut missed: Vec<String> = ["x86_64", "aarch64"]
+        .iter()
+        .flat_map(|arch| {
+            prime::unstored_self_hashes(
+                db,
+                files,
+                arch,
+                profile,
+                finish.coverage,
+                &sanitizer,
+                &names,
+            )
+        })
+        .collect();
+    missed.sort_unstable();
+    missed.dedup();
+    hash_with_progress(db, prime::prime_image_files(db, files, &missed));
     let arch_hash = |arch: &str| -> Result<ArchHash, Error> {
         prime::prime_self_hashes(
             db,

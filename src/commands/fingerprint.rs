@@ -16,7 +16,9 @@ use crate::error::Error;
 use crate::output::progress::hash_with_progress;
 
 pub fn run(g: &Global, a: &FingerprintArgs) -> Result<i32, Error> {
-    let s = session(g)?;
+    // A one-shot run: the OS frees the database faster than dropping it
+    // query by query would.
+    let s = std::mem::ManuallyDrop::new(session(g)?);
     let db = &s.db;
     let files = s.ws.files(db);
     let variant = Variant::new(
@@ -36,7 +38,18 @@ pub fn run(g: &Global, a: &FingerprintArgs) -> Result<i32, Error> {
         Some(i) => graph.dependency_order([i.as_str()]),
         None => graph.images.keys().cloned().collect(),
     };
-    hash_with_progress(db, prime::prime_image_files(db, files, &names));
+    // Warm: the own hashes come from the cache; hash only the inputs of
+    // the images that miss.
+    let missed = prime::unstored_self_hashes(
+        db,
+        files,
+        a.arch.as_str(),
+        a.profile.as_ref_str(),
+        a.coverage,
+        &a.sanitizer,
+        &names,
+    );
+    hash_with_progress(db, prime::prime_image_files(db, files, &missed));
     prime::prime_self_hashes(
         db,
         files,

@@ -437,10 +437,12 @@ fn scan_with_index(
     // Index order is path order, so a directory's files come sorted, and
     // consecutive entries mostly share a directory.
     let mut slot: HashMap<&str, usize> = HashMap::new();
-    let mut tracked: Vec<(&str, Vec<&str>)> = vec![("", Vec::new())];
+    // Each name with its entry's position in the index, so the present
+    // files come out in index order (path order) without a sort.
+    let mut tracked: Vec<(&str, Vec<(&str, usize)>)> = vec![("", Vec::new())];
     slot.insert("", 0);
     let mut last: (&str, usize) = ("", 0);
-    for entry in index.entries() {
+    for (pos, entry) in index.entries().iter().enumerate() {
         let Ok(path) = std::str::from_utf8(entry.path(index)) else {
             continue;
         };
@@ -468,7 +470,7 @@ fn scan_with_index(
             i
         };
         last = (dir, i);
-        tracked[i].1.push(name);
+        tracked[i].1.push((name, pos));
     }
     tracked.sort_unstable_by(|a, b| a.0.cmp(b.0));
     let dirs: Vec<&str> = tracked.iter().map(|(d, _)| *d).collect();
@@ -519,7 +521,14 @@ fn scan_with_index(
             p
         }
     };
-    let mut out: Vec<String> = Vec::with_capacity(index.entries().len());
+    let mut present = vec![false; index.entries().len()];
+    let mut mark = |pos: usize| {
+        if let Some(p) = present.get_mut(pos) {
+            *p = true;
+        }
+    };
+    // Untracked visible files (and tracked names that are now directories).
+    let mut out: Vec<String> = Vec::new();
     let mut untracked: Vec<(String, Kind)> = Vec::new();
     for ((dir, names), listing) in tracked.iter().zip(&listed) {
         let fresh;
@@ -535,16 +544,15 @@ fn scan_with_index(
             // Not a readable directory (deleted, or a file now): a tracked
             // file below counts if the path still resolves (a symlinked
             // directory), as `lstat` sees it.
-            for n in names {
-                let p = join(dir, n);
-                if std::fs::symlink_metadata(root.join(&p)).is_ok() {
-                    out.push(p);
+            for &(n, pos) in names {
+                if std::fs::symlink_metadata(root.join(join(dir, n))).is_ok() {
+                    mark(pos);
                 }
             }
             continue;
         };
         let sorted_names;
-        let names: &[&str] = if names.is_sorted() {
+        let names: &[(&str, usize)] = if names.is_sorted() {
             names
         } else {
             let mut v = names.clone();
@@ -555,10 +563,9 @@ fn scan_with_index(
         // Both sorted: a merge join.
         let mut t = names.iter().peekable();
         for &(name, kind) in entries {
-            while t.next_if(|n| **n < name).is_some() {}
-            let is_tracked_file = t.next_if(|n| **n == name).is_some();
-            if is_tracked_file {
-                out.push(join(dir, name));
+            while t.next_if(|n| n.0 < name).is_some() {}
+            if let Some(&(_, pos)) = t.next_if(|n| n.0 == name) {
+                mark(pos);
                 // A tracked name that is now a directory: its contents are
                 // untracked (the name counts too, as it exists).
                 if kind != Kind::Dir {
@@ -589,8 +596,25 @@ fn scan_with_index(
             }
         }
     }
-    // Mostly sorted already (directory by directory).
-    out.sort();
+    // The tracked files in index order, which is path order, merged with
+    // the (few) others.
+    out.sort_unstable();
+    let mut others = out.into_iter().peekable();
+    let mut out: Vec<String> = Vec::with_capacity(index.entries().len() + others.len());
+    for (entry, _) in index.entries().iter().zip(&present).filter(|(_, p)| **p) {
+        let Ok(path) = std::str::from_utf8(entry.path(index)) else {
+            continue;
+        };
+        while let Some(o) = others.next_if(|o| o.as_str() < path) {
+            out.push(o);
+        }
+        out.push(path.to_string());
+    }
+    out.extend(others);
+    // An index out of path order (not written by git) still gives a sorted list.
+    if !out.is_sorted() {
+        out.sort();
+    }
     out.dedup();
     let changed = prev.len() != dirs.len()
         || listed.iter().any(|l| match l {

@@ -54,21 +54,26 @@ fn answers_with(root: &Path, cache_dir: Option<&Path>, lazy_imports: bool) -> St
     s.set_changes(changed, None);
     let db = &s.db;
     let files = s.ws.files(db);
-    let variant = Variant::new(
-        db,
-        "x86_64".to_string(),
-        "OPTIMIZED".to_string(),
-        false,
-        "none".to_string(),
-    );
-    let fps = match fingerprints(db, files, variant) {
-        Ok(f) => f
-            .iter()
-            .map(|(n, d)| format!("{n}={}", base32(d)))
-            .collect::<Vec<_>>()
-            .join(","),
-        Err(e) => format!("error: {e}"),
-    };
+    // Two variants: the cached own hashes are keyed by the variant too.
+    let fps = [("x86_64", "OPTIMIZED", false), ("aarch64", "RELEASE", true)]
+        .map(|(arch, profile, coverage)| {
+            let variant = Variant::new(
+                db,
+                arch.to_string(),
+                profile.to_string(),
+                coverage,
+                "none".to_string(),
+            );
+            match fingerprints(db, files, variant) {
+                Ok(f) => f
+                    .iter()
+                    .map(|(n, d)| format!("{n}={}", base32(d)))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                Err(e) => format!("error: {e}"),
+            }
+        })
+        .join("\n");
     let options = s.ws.options(db);
     let mut analyses = String::new();
     if let Ok(comps) = compositions(db, files) {
@@ -98,7 +103,7 @@ fn apply(f: &Fixture, kind: u8, arg: u8) {
             f.write(p, t + line);
         }
     };
-    match kind % 18 {
+    match kind % 19 {
         // An import the composition did not have.
         0 => toggle(
             "test/td/mzcompose.py",
@@ -226,6 +231,13 @@ fn apply(f: &Fixture, kind: u8, arg: u8) {
                 );
                 toggle("test/td/mzcompose.py", "from pkg import *\n");
             }
+        }
+        // An image input made executable or not (its mode is hashed).
+        18 => {
+            use std::os::unix::fs::PermissionsExt;
+            let p = f.path("src/base/src/lib.rs");
+            let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+            set_mode(&p, if mode & 0o100 == 0 { 0o755 } else { 0o644 });
         }
         // Back to the committed content.
         _ => {
