@@ -46,7 +46,11 @@ pub fn resolve(
         return Ok(ResolvedChanges {
             paths,
             unknown: None,
-            against: format!("the list in `{src}`"),
+            against: if src == "-" {
+                "the list on stdin".to_string()
+            } else {
+                format!("the list in `{src}`")
+            },
         });
     }
     match git::changes_against(root, base) {
