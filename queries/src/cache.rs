@@ -62,6 +62,28 @@ pub fn key(kind: Kind, blob: &[u8; 20]) -> Vec<u8> {
     k
 }
 
+/// A change detector over source texts (FNV-1a; not adversarial): mixed
+/// into the key of a derived result, so that one computed by other code is
+/// never reused, even if nobody bumped [`SCHEMA`].
+pub fn code_digest(sources: &[&str]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for s in sources {
+        for b in s.bytes().chain([0xff]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// Feeds `s` to a key digest, length first, so that consecutive strings
+/// cannot run into each other.
+pub fn hash_str(h: &mut sha1::Sha1, s: &str) {
+    use sha1::Digest;
+    h.update((s.len() as u64).to_le_bytes());
+    h.update(s.as_bytes());
+}
+
 /// Encodes a value for the cache.
 pub fn encode<T: Serialize>(value: &T) -> Option<Vec<u8>> {
     postcard::to_allocvec(value).ok()

@@ -128,21 +128,8 @@ fn code_digest() -> u64 {
             include_str!("db.rs"),
             include_str!("cache.rs"),
         ];
-        // FNV-1a: not adversarial, only a change detector.
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for s in sources {
-            for b in s.bytes().chain([0xff]) {
-                h ^= u64::from(b);
-                h = h.wrapping_mul(0x0100_0000_01b3);
-            }
-        }
-        h
+        crate::cache::code_digest(&sources)
     })
-}
-
-fn update_str(h: &mut Sha1, s: &str) {
-    h.update((s.len() as u64).to_le_bytes());
-    h.update(s.as_bytes());
 }
 
 /// The persistent-cache key of an own hash: everything [`self_hash`]
@@ -164,17 +151,17 @@ fn self_hash_key(
         let file = db.file(path);
         let blob = file.stamp(db).blob()?;
         h.update(file.mode(db).git_mode().to_le_bytes());
-        update_str(&mut h, path);
+        crate::cache::hash_str(&mut h, path);
         h.update(blob);
     }
     h.update((pre_images.len() as u64).to_le_bytes());
     for pre in pre_images {
         h.update([u8::from(matches!(pre, PreImage::CargoBuild { .. }))]);
     }
-    update_str(&mut h, variant.arch(db));
-    update_str(&mut h, variant.profile(db));
+    crate::cache::hash_str(&mut h, variant.arch(db));
+    crate::cache::hash_str(&mut h, variant.profile(db));
     h.update([u8::from(variant.coverage(db))]);
-    update_str(&mut h, variant.sanitizer(db));
+    crate::cache::hash_str(&mut h, variant.sanitizer(db));
     Some(key(Kind::SelfHash, &h.finalize().into()))
 }
 

@@ -130,28 +130,19 @@ fn template_key(path: &str, text: &str) -> Vec<u8> {
     use sha1::{Digest, Sha1};
     static CODE: OnceLock<u64> = OnceLock::new();
     let code = *CODE.get_or_init(|| {
-        // FNV-1a: not adversarial, only a change detector.
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for s in [
+        crate::cache::code_digest(&[
             include_str!("pipeline.rs"),
             include_str!("yaml.rs"),
             include_str!("cache.rs"),
             include_str!("diag.rs"),
             env!("CARGO_PKG_VERSION"),
-        ] {
-            for b in s.bytes().chain([0xff]) {
-                h ^= u64::from(b);
-                h = h.wrapping_mul(0x0100_0000_01b3);
-            }
-        }
-        h
+        ])
     });
     let mut h = Sha1::new();
     h.update(code.to_le_bytes());
     h.update(SCHEMA.to_le_bytes());
     for s in [path, text] {
-        h.update((s.len() as u64).to_le_bytes());
-        h.update(s.as_bytes());
+        crate::cache::hash_str(&mut h, s);
     }
     key(Kind::Template, &h.finalize().into())
 }

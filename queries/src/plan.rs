@@ -430,6 +430,20 @@ impl Plan {
     pub fn kept(&self) -> impl Iterator<Item = &StepDecision> {
         self.steps.iter().filter(|d| d.kept)
     }
+
+    /// The steps `error` keeps fail safe (none when this change set does
+    /// not reach what it concerns): what the report and annotation list
+    /// under each error.
+    pub fn kept_fail_safe_by<'a>(
+        &'a self,
+        error: &'a Diagnostic,
+    ) -> impl Iterator<Item = &'a StepDecision> {
+        self.steps.iter().filter(move |d| {
+            d.reasons
+                .iter()
+                .any(|r| matches!(r, Reason::FailSafe { diagnostic } if diagnostic == error))
+        })
+    }
 }
 
 /// The CI glue pathspecs: a change here makes the trim a dry run.

@@ -78,20 +78,10 @@ fn prime_manifests(db: &Database, ws: Workspace) {
 pub fn prime_self_hashes(
     db: &Database,
     files: crate::db::FileSet,
-    arch: &str,
-    profile: &str,
-    coverage: bool,
-    sanitizer: &str,
+    variant: crate::fingerprint::Variant<'_>,
     images: &[String],
 ) {
     images.par_iter().for_each_with(db.clone(), |db, name| {
-        let variant = crate::fingerprint::Variant::new(
-            db,
-            arch.to_string(),
-            profile.to_string(),
-            coverage,
-            sanitizer.to_string(),
-        );
         let key = crate::inputs::ImageName::new(db, name.clone());
         let _ = crate::fingerprint::self_hash(db, files, variant, key);
     });
@@ -102,22 +92,12 @@ pub fn prime_self_hashes(
 pub fn unstored_self_hashes(
     db: &Database,
     files: crate::db::FileSet,
-    arch: &str,
-    profile: &str,
-    coverage: bool,
-    sanitizer: &str,
+    variant: crate::fingerprint::Variant<'_>,
     images: &[String],
 ) -> Vec<String> {
     images
         .par_iter()
         .map_with(db.clone(), |db, name| {
-            let variant = crate::fingerprint::Variant::new(
-                db,
-                arch.to_string(),
-                profile.to_string(),
-                coverage,
-                sanitizer.to_string(),
-            );
             let key = crate::inputs::ImageName::new(db, name.clone());
             crate::fingerprint::stored_self_hash(db, files, variant, key)
                 .is_none()

@@ -55,42 +55,27 @@ pub fn build_hashes(
         template: t.to_string(),
     });
     let names: Vec<String> = graph.images.keys().cloned().collect();
-    // Warm: the own hashes come from the cache; hash only the inputs of
-    // the images that miss for either arch.
-    let mut missed: Vec<String> = ["x86_64", "aarch64"]
-        .iter()
-        .flat_map(|arch| {
-            prime::unstored_self_hashes(
-                db,
-                files,
-                arch,
-                profile,
-                finish.coverage,
-                &sanitizer,
-                &names,
-            )
-        })
-        .collect();
-    missed.sort_unstable();
-    missed.dedup();
-    hash_with_progress(db, prime::prime_image_files(db, files, &missed));
-    let arch_hash = |arch: &str| -> Result<ArchHash, Error> {
-        prime::prime_self_hashes(
-            db,
-            files,
-            arch,
-            profile,
-            finish.coverage,
-            &sanitizer,
-            &names,
-        );
-        let variant = Variant::new(
+    let variant = |arch: &str| {
+        Variant::new(
             db,
             arch.to_string(),
             profile.to_string(),
             finish.coverage,
             sanitizer.clone(),
-        );
+        )
+    };
+    // Warm: the own hashes come from the cache; hash only the inputs of
+    // the images that miss for either arch.
+    let mut missed: Vec<String> = ["x86_64", "aarch64"]
+        .iter()
+        .flat_map(|arch| prime::unstored_self_hashes(db, files, variant(arch), &names))
+        .collect();
+    missed.sort_unstable();
+    missed.dedup();
+    hash_with_progress(db, prime::prime_image_files(db, files, &missed));
+    let arch_hash = |arch: &str| -> Result<ArchHash, Error> {
+        let variant = variant(arch);
+        prime::prime_self_hashes(db, files, variant, &names);
         let fps = fingerprints(db, files, variant).clone()?;
         let specs = specs::build_specs(&graph, &fps, &reg);
         let all_exist = match &check {

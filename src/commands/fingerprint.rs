@@ -40,25 +40,9 @@ pub fn run(g: &Global, a: &FingerprintArgs) -> Result<i32, Error> {
     };
     // Warm: the own hashes come from the cache; hash only the inputs of
     // the images that miss.
-    let missed = prime::unstored_self_hashes(
-        db,
-        files,
-        a.arch.as_str(),
-        a.profile.as_ref_str(),
-        a.coverage,
-        &a.sanitizer,
-        &names,
-    );
+    let missed = prime::unstored_self_hashes(db, files, variant, &names);
     hash_with_progress(db, prime::prime_image_files(db, files, &missed));
-    prime::prime_self_hashes(
-        db,
-        files,
-        a.arch.as_str(),
-        a.profile.as_ref_str(),
-        a.coverage,
-        &a.sanitizer,
-        &names,
-    );
+    prime::prime_self_hashes(db, files, variant, &names);
     let fps = match &a.image {
         Some(i) => Arc::new(fingerprints_of(db, files, variant, [i.as_str()])?),
         None => fingerprints(db, files, variant).clone()?,

@@ -118,16 +118,7 @@ fn warnings(out: &mut String, plan: &Plan) {
         ));
     }
     for e in &plan.errors {
-        let kept: Vec<String> = plan
-            .steps
-            .iter()
-            .filter(|d| {
-                d.reasons
-                    .iter()
-                    .any(|r| matches!(r, Reason::FailSafe { diagnostic } if diagnostic == e))
-            })
-            .map(|d| code(&d.id))
-            .collect();
+        let kept: Vec<String> = plan.kept_fail_safe_by(e).map(|d| code(&d.id)).collect();
         let kept = if kept.is_empty() {
             "none (this change does not reach it)".to_string()
         } else {

@@ -76,16 +76,7 @@ pub fn text_report(plan: &Plan, source: &dyn Fn(&Diagnostic) -> Option<String>) 
         let src = source(e);
         out.push_str(&diagnostic::render(e, Severity::Warning, src.as_deref()));
         out.push('\n');
-        let kept: Vec<&str> = plan
-            .steps
-            .iter()
-            .filter(|d| {
-                d.reasons
-                    .iter()
-                    .any(|r| matches!(r, Reason::FailSafe { diagnostic } if diagnostic == e))
-            })
-            .map(|d| d.id.as_str())
-            .collect();
+        let kept: Vec<&str> = plan.kept_fail_safe_by(e).map(|d| d.id.as_str()).collect();
         if kept.is_empty() {
             out.push_str(&format!("{dim}    kept fail-safe: none{reset}\n"));
         } else {

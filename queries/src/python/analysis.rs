@@ -109,21 +109,8 @@ fn code_digest() -> u64 {
             include_str!("../cache.rs"),
             include_str!("../diag.rs"),
         ];
-        // FNV-1a: not adversarial, only a change detector.
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for s in sources {
-            for b in s.bytes().chain([0xff]) {
-                h ^= u64::from(b);
-                h = h.wrapping_mul(0x0100_0000_01b3);
-            }
-        }
-        h
+        crate::cache::code_digest(&sources)
     })
-}
-
-fn update_str(h: &mut Sha1, s: &str) {
-    h.update((s.len() as u64).to_le_bytes());
-    h.update(s.as_bytes());
 }
 
 /// What every composition's analysis can see of the file set: the paths
@@ -132,17 +119,17 @@ fn update_str(h: &mut Sha1, s: &str) {
 pub fn python_view(db: &dyn Db, files: FileSet, options: Options) -> [u8; 20] {
     let mut h = Sha1::new();
     for root in options.python_roots(db) {
-        update_str(&mut h, root);
+        crate::cache::hash_str(&mut h, root);
         let under = files.under(db, root.trim_end_matches('/'));
         h.update((under.len() as u64).to_le_bytes());
         for p in under {
-            update_str(&mut h, p);
+            crate::cache::hash_str(&mut h, p);
         }
     }
     h.update(b"packages");
     for p in files.paths(db).iter() {
         if p.ends_with("/__init__.py") {
-            update_str(&mut h, p);
+            crate::cache::hash_str(&mut h, p);
         }
     }
     h.finalize().into()
@@ -156,16 +143,16 @@ fn analysis_key(db: &dyn Db, files: FileSet, options: Options, composition: File
     let roots = options.python_roots(db);
     h.update((roots.len() as u64).to_le_bytes());
     for r in roots {
-        update_str(&mut h, r);
+        crate::cache::hash_str(&mut h, r);
     }
     h.update([u8::from(options.lazy_imports(db))]);
     h.update(python_view(db, files, options));
     let path = composition.path(db);
-    update_str(&mut h, path);
+    crate::cache::hash_str(&mut h, path);
     let own = files.under(db, paths::parent(path));
     h.update((own.len() as u64).to_le_bytes());
     for p in own {
-        update_str(&mut h, p);
+        crate::cache::hash_str(&mut h, p);
     }
     key(Kind::CompositionAnalysis, &h.finalize().into())
 }
