@@ -205,18 +205,7 @@ impl<'a> Oracle<'a> {
         let mut comp_images = BTreeMap::new();
         let mut comp_modules = BTreeMap::new();
         for (name, used) in &model.compositions {
-            let mut seen = BTreeSet::new();
-            let mut stack = graph
-                .get(&format!("composition:{name}"))
-                .cloned()
-                .unwrap_or_default();
-            while let Some(m) = stack.pop() {
-                if seen.insert(m.clone())
-                    && let Some(next) = graph.get(&m)
-                {
-                    stack.extend(next.iter().cloned());
-                }
-            }
+            let seen = crate::load_closure(graph, name);
             let mut imgs: BTreeSet<String> = used
                 .iter()
                 .filter_map(|&k| model.services[k].image.clone())

@@ -2029,19 +2029,7 @@ fn truth(
         .replace('/', ".");
     let mut importing = BTreeSet::new();
     for (name, used) in &model.compositions {
-        // Load-time closure over the recorded graph.
-        let mut seen = BTreeSet::new();
-        let mut stack = graph
-            .get(&format!("composition:{name}"))
-            .cloned()
-            .unwrap_or_default();
-        while let Some(m) = stack.pop() {
-            if seen.insert(m.clone())
-                && let Some(next) = graph.get(&m)
-            {
-                stack.extend(next.iter().cloned());
-            }
-        }
+        let seen = load_closure(graph, name);
         let mut imgs = BTreeSet::new();
         for &k in used {
             if let Some(i) = &model.services[k].image {
@@ -2236,6 +2224,25 @@ impl Git {
     fn cleanup(&self) {
         let _ = std::fs::remove_dir_all(&self.home);
     }
+}
+
+/// The modules composition `name` loads at load time, over the recorded
+/// import graph (`composition:NAME` → modules → modules): the truth both
+/// the fixture's and the history's expectations are built from.
+pub(crate) fn load_closure(graph: &BTreeMap<String, Vec<String>>, name: &str) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    let mut stack = graph
+        .get(&format!("composition:{name}"))
+        .cloned()
+        .unwrap_or_default();
+    while let Some(m) = stack.pop() {
+        if seen.insert(m.clone())
+            && let Some(next) = graph.get(&m)
+        {
+            stack.extend(next.iter().cloned());
+        }
+    }
+    seen
 }
 
 #[cfg(test)]
