@@ -299,6 +299,7 @@ pub struct WatchArgs {
 /// Runs the CLI; returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    crate::timeline::mark("args");
     let repo = cli.global.repo.clone();
     match run(cli) {
         Ok(code) => code,
@@ -351,6 +352,10 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
             stats.evicted,
             t.elapsed()
         );
+    }
+    crate::timeline::mark("flush");
+    if let Some(line) = crate::timeline::render() {
+        eprintln!("{line}");
     }
     result
 }

@@ -22,4 +22,5 @@ pub mod output;
 pub mod repo;
 pub mod soak;
 pub mod stats;
+pub mod timeline;
 pub mod watch;

@@ -5,5 +5,6 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
+    pipetrim::timeline::start();
     std::process::exit(pipetrim::cli::main());
 }

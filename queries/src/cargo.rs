@@ -353,7 +353,9 @@ pub fn cargo_workspace(db: &dyn Db, files: FileSet) -> Result<Arc<CargoWorkspace
 fn load_crate(db: &dyn Db, files: FileSet, dir: &str) -> Result<Crate, Diagnostic> {
     let path = manifest_path(dir);
     let file = db.file(&path);
-    if matches!(file.content(db), crate::FileContent::Missing) {
+    // The stamp says whether it exists without reading it (a warm run
+    // takes the manifest from the cache).
+    if matches!(file.stamp(db), crate::Stamp::Missing) {
         return Err(
             Diagnostic::in_file(&path, "workspace member has no Cargo.toml")
                 .hint("fix `[workspace] members` in the root Cargo.toml"),

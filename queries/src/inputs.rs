@@ -18,7 +18,7 @@ use crate::pathspec::PathspecSet;
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum InputSpec {
     /// Every file below `dir` except those at or below any of `except`.
-    Dir { dir: String, except: Vec<String> },
+    Dir { dir: String, except: Arc<[String]> },
     /// One file.
     File { path: String },
     /// Files below `dir` whose path relative to `dir` matches the git
@@ -83,7 +83,10 @@ pub enum Origin {
     CargoShared,
     /// A crate built for a bin or example of a cargo-build pre-image;
     /// `chain` runs from the crate owning the target to this crate.
-    Crate { target: String, chain: Vec<String> },
+    Crate {
+        target: Arc<str>,
+        chain: Arc<[String]>,
+    },
     /// A copy pre-image's source.
     Copy,
 }
@@ -118,11 +121,12 @@ pub fn image_inputs(
         Some(Ok(w)) => crate_specs(w),
         _ => BTreeMap::new(),
     };
+    let mut chains = Chains::default();
     let mut out = BTreeMap::new();
     for img in graph.images.values() {
         out.insert(
             img.name.clone(),
-            own_inputs(db, files, &graph, img, ws.as_ref(), &specs),
+            own_inputs(db, files, &graph, img, ws.as_ref(), &specs, &mut chains),
         );
     }
     Ok(Arc::new(out))
@@ -135,6 +139,7 @@ fn own_inputs(
     img: &Image,
     ws: Option<&Result<Arc<CargoWorkspace>, Diagnostic>>,
     specs: &BTreeMap<String, InputSpec>,
+    chains: &mut Chains,
 ) -> ImageInputs {
     // Nested image contexts belong to the nested image only (the reference
     // partitions files by the longest matching context directory).
@@ -147,7 +152,7 @@ fn own_inputs(
     let mut inputs = vec![Input {
         spec: InputSpec::Dir {
             dir: img.dir.clone(),
-            except: nested,
+            except: nested.into(),
         },
         origin: Origin::Context,
     }];
@@ -226,18 +231,23 @@ fn own_inputs(
                         e.file = Some(mzbuild.clone());
                         e
                     })?;
-                    let label =
-                        format!("{} `{target}`", if is_example { "example" } else { "bin" });
-                    for (krate, chain) in dependency_chains(ws, &owner.name, is_example)? {
-                        let Some(c) = ws.get(&krate) else { continue };
-                        let Some(spec) = specs.get(&c.name) else {
+                    let label: Arc<str> =
+                        format!("{} `{target}`", if is_example { "example" } else { "bin" }).into();
+                    let reached = match chains.entry((owner.name.clone(), is_example)) {
+                        std::collections::hash_map::Entry::Occupied(e) => e.get().clone(),
+                        std::collections::hash_map::Entry::Vacant(e) => e
+                            .insert(Arc::new(dependency_chains(ws, &owner.name, is_example)?))
+                            .clone(),
+                    };
+                    for (krate, chain) in reached.iter() {
+                        let Some(spec) = specs.get(krate) else {
                             continue;
                         };
                         inputs.push(Input {
                             spec: spec.clone(),
                             origin: Origin::Crate {
                                 target: label.clone(),
-                                chain,
+                                chain: chain.clone(),
                             },
                         });
                     }
@@ -248,13 +258,18 @@ fn own_inputs(
     Ok(inputs)
 }
 
+/// The dependency chains of each (crate, for an example) a cargo pre-image
+/// builds, computed once per `image_inputs` run: many images build bins of
+/// the same crates, and the chains are shared rather than copied.
+type Chains = std::collections::HashMap<(String, bool), Arc<BTreeMap<String, Arc<[String]>>>>;
+
 /// Every crate reachable from `root` by path dependencies, each with the
 /// shortest chain of crate names that reaches it.
 fn dependency_chains(
     ws: &CargoWorkspace,
     root: &str,
     dev: bool,
-) -> Result<BTreeMap<String, Vec<String>>, Diagnostic> {
+) -> Result<BTreeMap<String, Arc<[String]>>, Diagnostic> {
     let Some(root_crate) = ws.get(root) else {
         return Err(Diagnostic::new(format!(
             "crate `{root}` is not in the workspace"
@@ -280,7 +295,7 @@ fn dependency_chains(
             }
         }
     }
-    Ok(chains)
+    Ok(chains.into_iter().map(|(k, v)| (k, v.into())).collect())
 }
 
 /// Every crate's inputs: its directory except `mzcompose`, `mzcompose.py`
@@ -304,7 +319,7 @@ fn crate_specs(ws: &CargoWorkspace) -> BTreeMap<String, InputSpec> {
             dir,
             InputSpec::Dir {
                 dir: dir.to_string(),
-                except,
+                except: except.into(),
             },
         );
     }
@@ -322,7 +337,7 @@ pub fn cargo_shared_inputs(db: &dyn Db, files: FileSet) -> Vec<InputSpec> {
     let mut out = vec![
         InputSpec::Dir {
             dir: "ci/builder".into(),
-            except: Vec::new(),
+            except: Arc::new([]),
         },
         InputSpec::File {
             path: "Cargo.toml".into(),

@@ -7,7 +7,6 @@
 //! build hashes in [`crate::ci::builds`]. This module orders the steps and
 //! decides what is fatal, what warns and what `--strict` refuses.
 
-use std::io::Write;
 use std::mem::ManuallyDrop;
 use std::time::Instant;
 
@@ -51,6 +50,7 @@ fn trim_pipeline(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
     // query by query would.
     let mut s = ManuallyDrop::new(s?);
     let t_files = t0.elapsed();
+    crate::timeline::mark("session");
     let changes = changes?;
     let t_changes = t0.elapsed();
     if let Some(why) = &changes.unknown {
@@ -72,6 +72,7 @@ fn trim_pipeline(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
     let mut ctx = TrimContext::from_env(&g.pipeline, &overrides(a), |k| std::env::var(k).ok())?;
     let db = &s.db;
     let tpl = template(db, s.ws.options(db)).clone()?;
+    crate::timeline::mark("template");
     let mut pipeline = tpl.value.clone();
     ctx.finish.lto = finish::compute_lto(
         &pipeline,
@@ -81,7 +82,9 @@ fn trim_pipeline(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
         ctx.finish.release_lto_build,
     );
     prime_plan(db, s.ws);
+    crate::timeline::mark("prime");
     let plan_result = plan(db, s.ws).clone();
+    crate::timeline::mark("plan");
     if timings() {
         eprintln!(
             "timings: files {:?}, change set {:?}, plan {:?}",
@@ -111,7 +114,9 @@ fn trim_pipeline(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
     }
     finish::finish(&mut pipeline, &ctx.finish)
         .map_err(|e| Error::Usage(format!("{}: {e}", tpl.path)))?;
+    crate::timeline::mark("finish");
     report(&s, &plan, &decision.reason);
+    crate::timeline::mark("report");
     let code = match g.format {
         Format::Json => {
             let d = &decision;
@@ -122,6 +127,7 @@ fn trim_pipeline(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
             write_pipeline(&pipeline, a)?
         }
     };
+    crate::timeline::mark("output");
     let summary = Summary {
         plan: &plan,
         trimmed: decision.trimmed,
@@ -194,7 +200,11 @@ fn open_with_changes(
     a: &TrimArgs,
 ) -> (Result<Session, Error>, Result<ResolvedChanges, Error>) {
     std::thread::scope(|scope| {
-        let changes = scope.spawn(|| changes(&g.repo, &a.changes));
+        let changes = scope.spawn(|| {
+            let c = changes(&g.repo, &a.changes);
+            crate::timeline::mark("changes (thread)");
+            c
+        });
         let s = session(g);
         let changes = changes
             .join()
@@ -218,8 +228,7 @@ fn overrides(a: &TrimArgs) -> Overrides {
 /// and `NO_COLOR`/`CLICOLOR_FORCE` allow (anstream decides).
 fn report(s: &Session, plan: &Plan, reason: &str) {
     let source = |d: &Diagnostic| diagnostic::source_line(&s.root, d);
-    let text = text_report(plan, &source);
-    let mut err = anstream::stderr().lock();
-    let _ = writeln!(err, "--- {reason}");
-    let _ = write!(err, "{text}");
+    let mut text = format!("--- {reason}\n");
+    text.push_str(&text_report(plan, &source));
+    diagnostic::eprint_styled(&text);
 }

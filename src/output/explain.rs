@@ -146,7 +146,7 @@ pub fn chain(reason: &Reason, step: &str, graph: Option<&ImageGraph>) -> Vec<Lin
                 }
                 Origin::Copy => v.push(link("image", image, "is copied by a pre-image of image")),
                 Origin::Crate { target, chain } => {
-                    let mut crates = chain.clone();
+                    let mut crates = chain.to_vec();
                     crates.reverse();
                     for (i, c) in crates.iter().enumerate() {
                         let edge = if i == 0 {
@@ -156,7 +156,7 @@ pub fn chain(reason: &Reason, step: &str, graph: Option<&ImageGraph>) -> Vec<Lin
                         };
                         v.push(link("crate", c, edge));
                     }
-                    let (kind, name) = target.split_once(' ').unwrap_or(("bin", target.as_str()));
+                    let (kind, name) = target.split_once(' ').unwrap_or(("bin", &**target));
                     let name = name.trim_matches('`');
                     v.push(link(
                         if kind == "example" { "example" } else { "bin" },

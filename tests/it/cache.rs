@@ -576,3 +576,50 @@ fn set_mode(p: &Path, mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
 }
+
+/// `PIPETRIM_TIMINGS` prints a timeline of the trim phases, in order and
+/// with times that never go back; without it, nothing.
+#[test]
+fn timings_print_the_phases_of_a_trim_in_order() {
+    let (f, _) = changed_fixture();
+    let cache = f.path("cache-dir");
+    let dir = cache.to_string_lossy().to_string();
+    let (_, stderr, codes) = binary(&f, &["--cache-dir", &dir]);
+    assert_eq!(codes, vec![0, 0]);
+    let line = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("timeline (ms since start): "))
+        .unwrap_or_else(|| panic!("no timeline in:\n{stderr}"));
+    let marks: Vec<(&str, f64)> = line
+        .split(" · ")
+        .filter_map(|m| {
+            let (name, ms) = m.rsplit_once(' ')?;
+            Some((name, ms.parse().ok()?))
+        })
+        .filter(|(name, _)| !name.starts_with("changes"))
+        .collect();
+    let names: Vec<&str> = marks.iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        names,
+        [
+            "args",
+            "git open",
+            "index",
+            "dir snapshot",
+            "dir stats",
+            "scan",
+            "session",
+            "template",
+            "prime",
+            "plan",
+            "finish",
+            "report",
+            "output",
+            "flush"
+        ],
+        "{line}"
+    );
+    assert!(marks.windows(2).all(|w| w[0].1 <= w[1].1), "{line}");
+    let quiet = f.pipetrim(&["trim", "--base", "main", "--format", "json"], &[]);
+    assert!(!String::from_utf8_lossy(&quiet.stderr).contains("timeline"));
+}

@@ -48,7 +48,7 @@ fn krate(image: &str, chain: &[&str], dir: &str, path: &str) -> Reason {
         input: Input {
             spec: InputSpec::Dir {
                 dir: dir.into(),
-                except: Vec::new(),
+                except: Vec::new().into(),
             },
             origin: Origin::Crate {
                 target: "bin `b`".into(),
