@@ -338,6 +338,22 @@ impl Pathspec {
     pub fn literal(&self) -> Option<&str> {
         (self.nowildcard_len == self.pattern.len() && !self.icase).then_some(self.pattern.as_str())
     }
+
+    /// A directory that every path this spec matches is at or below (`""`:
+    /// possibly anywhere), so that callers can file specs by directory and
+    /// try only those filed under a path's ancestors. Every match starts
+    /// with the pattern's leading literal part (both branches of
+    /// [`Self::matches`]), so it lies below that part's last directory.
+    pub fn index_dir(&self) -> &str {
+        if self.icase {
+            return "";
+        }
+        if self.nowildcard_len == self.pattern.len() {
+            return self.pattern.trim_end_matches('/');
+        }
+        let lit = &self.pattern[..self.nowildcard_len];
+        lit.rfind('/').map_or("", |i| &lit[..i])
+    }
 }
 
 /// A list of pathspecs with git's combination rule: a path is selected if it
@@ -680,6 +696,73 @@ mod tests {
 
     fn set(specs: &[&str], path: &str) -> bool {
         PathspecSet::new(specs).unwrap().matches(path)
+    }
+
+    /// Every path a spec matches lies at or below its `index_dir` (what the
+    /// plan's glob index relies on to skip the others), over specs of every
+    /// shape: literal files and directories, trailing slashes, wildcards
+    /// before and after the first slash, `**`, classes, magic.
+    #[test]
+    fn every_match_is_at_or_below_the_index_dir() {
+        let specs = [
+            ".",
+            "a",
+            "a/",
+            "a/b",
+            "a/b/",
+            "a/b/c.py",
+            "*",
+            "*.py",
+            "a*",
+            "a/*",
+            "a/*.py",
+            "a/b*/c",
+            "a/**/c.py",
+            "**/c.py",
+            "a/?/c",
+            "a/[bc]/d",
+            "a/b/**",
+            ":(glob)a/**/c",
+            ":(glob)**/c.py",
+            ":(icase)A/B",
+            ":(literal)a/*",
+            ":(top)a/b",
+            "ab",
+            "a/bc",
+        ];
+        let paths = [
+            "a",
+            "ab",
+            "a/b",
+            "a/bc",
+            "a/b/c",
+            "a/b/c.py",
+            "a/x/c.py",
+            "a/b/d/c.py",
+            "c.py",
+            "x/a/b",
+            "a/c/d",
+            "A/B",
+            "a/*",
+            "b/c.py",
+            "a/bd/c",
+        ];
+        for s in specs {
+            let spec = Pathspec::parse(s).unwrap();
+            let dir = spec.index_dir();
+            for p in paths {
+                if spec.matches(p) {
+                    assert!(
+                        dir.is_empty() || p == dir || p.starts_with(&format!("{dir}/")),
+                        "spec {s:?} matches {p:?} outside its index dir {dir:?}"
+                    );
+                }
+            }
+        }
+        assert_eq!(Pathspec::parse("a/b/").unwrap().index_dir(), "a/b");
+        assert_eq!(Pathspec::parse("a/b*/c").unwrap().index_dir(), "a");
+        assert_eq!(Pathspec::parse("*.py").unwrap().index_dir(), "");
+        assert_eq!(Pathspec::parse(":(icase)a/b").unwrap().index_dir(), "");
     }
 
     #[test]
