@@ -343,7 +343,7 @@ pub fn run(cli: Cli) -> Result<i32, Error> {
     // New cache entries are written once, at the end.
     let t = std::time::Instant::now();
     let stats = crate::cache::flush_all();
-    if std::env::var_os("PIPETRIM_TIMINGS").is_some() {
+    if crate::timeline::enabled() {
         eprintln!(
             "timings: cache {} hits, {} misses, {} written, {} evicted, flush {:?}",
             stats.hits,

@@ -1,26 +1,23 @@
 //! A timeline of one run for `PIPETRIM_TIMINGS`: named marks, in
-//! milliseconds since the process started, printed at exit. Off (one
-//! relaxed load per mark) unless the variable is set, so the marks can stay
-//! in the hot path.
+//! milliseconds since `main` started, printed at exit. Off (one load of an
+//! initialised flag per mark) unless the variable is set, so the marks can
+//! stay in the hot path.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-static ON: AtomicBool = AtomicBool::new(false);
 static MARKS: Mutex<Vec<(&'static str, Instant)>> = Mutex::new(Vec::new());
 static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
 
 /// Starts the clock; called first thing in `main`.
 pub fn start() {
     START.get_or_init(Instant::now);
-    if std::env::var_os("PIPETRIM_TIMINGS").is_some() {
-        ON.store(true, Ordering::Relaxed);
-    }
 }
 
+/// Whether `PIPETRIM_TIMINGS` is set (read once).
 pub fn enabled() -> bool {
-    ON.load(Ordering::Relaxed)
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("PIPETRIM_TIMINGS").is_some())
 }
 
 /// Records that `what` just ended.

@@ -84,6 +84,14 @@ pub fn hash_str(h: &mut sha1::Sha1, s: &str) {
     h.update(s.as_bytes());
 }
 
+/// `file`'s blob id if results derived from its content may be stored
+/// under it: it has one, and no leaf read bytes of it that the loader could
+/// not vouch for ([`Db::note_unverified`]).
+pub fn vouched_blob(db: &dyn Db, file: File) -> Option<[u8; 20]> {
+    let blob = *file.stamp(db).blob()?;
+    (!db.is_unverified(&blob)).then_some(blob)
+}
+
 /// Encodes a value for the cache.
 pub fn encode<T: Serialize>(value: &T) -> Option<Vec<u8>> {
     postcard::to_allocvec(value).ok()

@@ -165,23 +165,50 @@ fn self_hash_key(
     Some(key(Kind::SelfHash, &h.finalize().into()))
 }
 
+/// An image's own-hash key in the persistent cache (none without a cache
+/// or when an input has no blob id) and the hash stored under it, if any.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+struct StoredSelfHash {
+    key: Option<Vec<u8>>,
+    hash: Option<Digest20>,
+}
+
+/// Looks an own hash up: a warm run then needs each input's blob id (its
+/// stamp, usually from the index) but not its content digest, one lookup
+/// per image instead of one per input file. The key is kept for
+/// [`self_hash`] to store under on a miss.
+#[salsa::tracked(returns(ref))]
+fn stored_self_hash_entry<'db>(
+    db: &'db dyn Db,
+    files: FileSet,
+    variant: Variant<'db>,
+    key: ImageName<'db>,
+) -> StoredSelfHash {
+    let Some(cache) = db.leaf_cache() else {
+        return StoredSelfHash::default();
+    };
+    let Some(k) = image_graph(db, files)
+        .as_ref()
+        .ok()
+        .and_then(|graph| graph.get(key.name(db)))
+        .zip(image_own_files(db, files, key).as_ref().ok())
+        .and_then(|(img, inputs)| self_hash_key(db, variant, inputs, &img.pre_images))
+    else {
+        return StoredSelfHash::default();
+    };
+    let hash = cache.get(&k).and_then(|b| decode::<Digest20>(&b));
+    StoredSelfHash { key: Some(k), hash }
+}
+
 /// An image's own hash as the persistent cache holds it under its current
-/// key, if it does: a warm run then needs each input's blob id (its stamp,
-/// usually from the index) but not its content digest, one lookup per
-/// image instead of one per input file.
-#[salsa::tracked(returns(copy))]
+/// key, if it does.
 pub fn stored_self_hash<'db>(
     db: &'db dyn Db,
     files: FileSet,
     variant: Variant<'db>,
     key: ImageName<'db>,
 ) -> Option<Digest20> {
-    let cache = db.leaf_cache()?;
-    let graph = image_graph(db, files).as_ref().ok()?;
-    let img = graph.get(key.name(db))?;
-    let inputs = image_own_files(db, files, key).as_ref().ok()?;
-    let k = self_hash_key(db, variant, inputs, &img.pre_images)?;
-    decode::<Digest20>(&cache.get(&k)?)
+    stored_self_hash_entry(db, files, variant, key).hash
 }
 
 /// An image's own hash (its inputs, pre-image extras and the variant):
@@ -195,7 +222,8 @@ pub fn self_hash<'db>(
     variant: Variant<'db>,
     key: ImageName<'db>,
 ) -> Result<Digest20, Diagnostic> {
-    if let Some(d) = stored_self_hash(db, files, variant, key) {
+    let stored = stored_self_hash_entry(db, files, variant, key);
+    if let Some(d) = stored.hash {
         return Ok(d);
     }
     let name = key.name(db).as_str();
@@ -205,17 +233,13 @@ pub fn self_hash<'db>(
     };
     let inputs = image_own_files(db, files, key).clone()?;
     let digest = own_hash(db, name, img, &inputs, variant)?;
-    if let Some(cache) = db.leaf_cache()
-        && inputs.iter().all(|p| {
-            db.file(p)
-                .stamp(db)
-                .blob()
-                .is_some_and(|b| !db.is_unverified(b))
-        })
-        && let Some(k) = self_hash_key(db, variant, &inputs, &img.pre_images)
+    if let (Some(cache), Some(k)) = (db.leaf_cache(), &stored.key)
+        && inputs
+            .iter()
+            .all(|p| crate::cache::vouched_blob(db, db.file(p)).is_some())
         && let Some(bytes) = encode(&digest)
     {
-        cache.put(k, bytes);
+        cache.put(k.clone(), bytes);
     }
     Ok(digest)
 }

@@ -354,46 +354,25 @@ pub fn cargo_shared_inputs(db: &dyn Db, files: FileSet) -> Vec<InputSpec> {
     out
 }
 
-/// Every image input by where it can match a path: by the directory it
-/// covers (directory and glob inputs; `""` is the root) or by the one path
-/// it names. A path can only match inputs filed under one of its ancestor
-/// directories or under itself. Entries are (image, input) positions, the
-/// image by its place in [`image_inputs`]' order.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct InputIndex {
-    by_dir: rustc_hash::FxHashMap<String, Vec<(u32, u32)>>,
-    by_path: rustc_hash::FxHashMap<String, Vec<(u32, u32)>>,
-}
-
-impl InputIndex {
-    /// The inputs that may match `path` (a superset: check each).
-    pub fn candidates<'a>(&'a self, path: &'a str) -> impl Iterator<Item = &'a (u32, u32)> + 'a {
-        let dirs = std::iter::once("")
-            .chain(path.match_indices('/').map(move |(i, _)| &path[..i]))
-            .filter_map(|d| self.by_dir.get(d));
-        dirs.chain(self.by_path.get(path)).flatten()
-    }
-}
+/// Every image input filed by the directory it covers (directory and glob
+/// inputs) or the one path it names: (image, input) positions, the image by
+/// its place in [`image_inputs`]' order.
+pub type InputIndex = paths::DirIndex<(u32, u32)>;
 
 /// The [`InputIndex`] of every image's inputs.
 #[salsa::tracked(returns(ref))]
 pub fn input_index(db: &dyn Db, files: FileSet) -> Result<Arc<InputIndex>, Diagnostic> {
     let all = image_inputs(db, files).clone()?;
     let mut index = InputIndex::default();
-    for (img, inputs) in all.values().enumerate() {
+    for (img, inputs) in (0u32..).zip(all.values()) {
         let Ok(inputs) = inputs else { continue };
-        let (Ok(img), true) = (u32::try_from(img), inputs.len() <= u32::MAX as usize) else {
-            return Err(Diagnostic::new("internal: too many images or inputs"));
-        };
         for (pos, input) in (0u32..).zip(inputs) {
-            let (map, key) = match &input.spec {
+            match &input.spec {
                 InputSpec::Dir { dir, .. } | InputSpec::Glob { dir, .. } => {
-                    let d = dir.trim_end_matches('/');
-                    (&mut index.by_dir, if d == "." { "" } else { d })
+                    index.insert(dir, (img, pos));
                 }
-                InputSpec::File { path } => (&mut index.by_path, path.as_str()),
-            };
-            map.entry(key.to_string()).or_default().push((img, pos));
+                InputSpec::File { path } => index.insert(path, (img, pos)),
+            }
         }
     }
     Ok(Arc::new(index))

@@ -67,9 +67,71 @@ pub fn join(dir: &str, rel: &str) -> String {
     parts.join("/")
 }
 
+/// Entries filed by a directory or path they cover, for finding which of
+/// many pathspec-like entries a given path can match: an entry filed under
+/// `d` can only match `d` itself or paths below it, so the candidates for
+/// a path are those filed under it, under one of its ancestors or under
+/// the root (`""`). A superset: the caller checks each. Keys are
+/// normalised as [`relative`] reads a directory (trailing `/` dropped,
+/// `.` is the root).
+#[derive(Debug, PartialEq, Eq)]
+pub struct DirIndex<T> {
+    by_dir: rustc_hash::FxHashMap<String, Vec<T>>,
+}
+
+impl<T> Default for DirIndex<T> {
+    fn default() -> Self {
+        DirIndex {
+            by_dir: Default::default(),
+        }
+    }
+}
+
+impl<T> DirIndex<T> {
+    /// Files `entry` under `dir`.
+    pub fn insert(&mut self, dir: &str, entry: T) {
+        let d = dir.trim_end_matches('/');
+        let d = if d == "." { "" } else { d };
+        self.by_dir.entry(d.to_string()).or_default().push(entry);
+    }
+
+    /// The entries that may match `path`.
+    pub fn candidates<'a>(&'a self, path: &'a str) -> impl Iterator<Item = &'a T> + 'a {
+        std::iter::once("")
+            .chain(path.match_indices('/').map(move |(i, _)| &path[..i]))
+            .chain(std::iter::once(path))
+            .filter_map(|d| self.by_dir.get(d))
+            .flatten()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dir_index_offers_entries_at_and_above_a_path() {
+        let mut ix = DirIndex::default();
+        for (dir, e) in [
+            ("", 0),
+            ("a", 1),
+            ("a/b/", 2),
+            ("a/b/c", 3),
+            ("ab", 4),
+            (".", 5),
+        ] {
+            ix.insert(dir, e);
+        }
+        let got = |p: &str| {
+            let mut v: Vec<i32> = ix.candidates(p).copied().collect();
+            v.sort();
+            v
+        };
+        assert_eq!(got("a/b/c"), [0, 1, 2, 3, 5]);
+        assert_eq!(got("a/bc"), [0, 1, 5]);
+        assert_eq!(got("ab/x"), [0, 4, 5]);
+        assert_eq!(got("x"), [0, 5]);
+    }
 
     fn v(xs: &[&str]) -> Vec<String> {
         let mut v: Vec<String> = xs.iter().map(|s| s.to_string()).collect();

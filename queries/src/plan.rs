@@ -126,27 +126,12 @@ impl StepInputs {
     }
 }
 
-/// Every step's include globs filed by [`Pathspec::index_dir`]: a changed
-/// path can only match the globs filed under itself or one of its
-/// ancestor directories, so a re-plan after an edit tries a handful of
-/// globs instead of every glob of every step (at scale 10, ~1,500 steps
-/// with dozens of imported files each).
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct GlobIndex {
-    /// (step position in `Template::steps`, glob position) by directory.
-    by_dir: rustc_hash::FxHashMap<String, Vec<(u32, u32)>>,
-}
-
-impl GlobIndex {
-    /// The globs that may match `path` (a superset: check each).
-    fn candidates<'a>(&'a self, path: &'a str) -> impl Iterator<Item = &'a (u32, u32)> + 'a {
-        std::iter::once("")
-            .chain(path.match_indices('/').map(move |(i, _)| &path[..i]))
-            .chain(std::iter::once(path))
-            .filter_map(|d| self.by_dir.get(d))
-            .flatten()
-    }
-}
+/// Every step's include globs filed by [`Pathspec::index_dir`]: (step
+/// position in `Template::steps`, glob position). A re-plan after an edit
+/// then tries the few globs a changed path can match instead of every glob
+/// of every step (at scale 10, ~1,500 steps with dozens of imported files
+/// each).
+pub type GlobIndex = crate::paths::DirIndex<(u32, u32)>;
 
 #[salsa::tracked(returns(ref))]
 pub fn glob_index(db: &dyn Db, ws: Workspace) -> Result<Arc<GlobIndex>, Diagnostic> {
@@ -158,11 +143,7 @@ pub fn glob_index(db: &dyn Db, ws: Workspace) -> Result<Arc<GlobIndex>, Diagnost
             if let Some(spec) = spec
                 && !spec.is_exclude()
             {
-                index
-                    .by_dir
-                    .entry(spec.index_dir().to_string())
-                    .or_default()
-                    .push((step, glob));
+                index.insert(spec.index_dir(), (step, glob));
             }
         }
     }
@@ -531,23 +512,23 @@ pub fn plan(db: &dyn Db, ws: Workspace) -> Result<Arc<Plan>, Diagnostic> {
     // (glob, changed path) pairs that match, by step, in glob then change
     // order (the order of the reasons).
     let mut glob_hits: BTreeMap<u32, Vec<(u32, u32)>> = BTreeMap::new();
-    if let Ok(index) = glob_index(db, ws) {
-        for (c, p) in (0u32..).zip(changes.iter()) {
-            for &(step, glob) in index.candidates(p) {
-                let spec = inputs
-                    .get(step as usize)
-                    .and_then(|si| si.as_ref().ok())
-                    .and_then(|si| si.compiled.get(glob as usize))
-                    .and_then(Option::as_ref);
-                if spec.is_some_and(|s| s.matches(p)) {
-                    glob_hits.entry(step).or_default().push((glob, c));
-                }
+    let index = glob_index(db, ws).clone()?;
+    for (c, p) in (0u32..).zip(changes.iter()) {
+        for &(step, glob) in index.candidates(p) {
+            let spec = inputs
+                .get(step as usize)
+                .and_then(|si| si.as_ref().ok())
+                .and_then(|si| si.compiled.get(glob as usize))
+                .and_then(Option::as_ref);
+            if spec.is_some_and(|s| s.matches(p)) {
+                glob_hits.entry(step).or_default().push((glob, c));
             }
         }
-        for hits in glob_hits.values_mut() {
-            hits.sort_unstable();
-            hits.dedup();
-        }
+    }
+    // Each (step, glob) is filed once, under one directory, so a path
+    // meets it at most once: sorting restores glob-then-change order.
+    for hits in glob_hits.values_mut() {
+        hits.sort_unstable();
     }
     let glue = any_changed(&CI_GLUE, changes);
     let mut errors = undecodable_paths(changes);

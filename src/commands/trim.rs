@@ -8,7 +8,6 @@
 //! decides what is fatal, what warns and what `--strict` refuses.
 
 use std::mem::ManuallyDrop;
-use std::time::Instant;
 
 use pipetrim_queries::Diagnostic;
 use pipetrim_queries::pipeline::template;
@@ -29,30 +28,15 @@ use crate::output::report::{text_report, trim_json};
 use crate::repo::changes::ResolvedChanges;
 use crate::repo::session::Session;
 
-/// Runs `trim`; with `PIPETRIM_TIMINGS` set, says how long it took.
+/// Runs `trim`. With `PIPETRIM_TIMINGS` set, the phases are marked on the
+/// run's timeline (`crate::timeline`).
 pub fn run(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
-    let t0 = Instant::now();
-    let r = trim_pipeline(g, a);
-    if timings() {
-        eprintln!("timings: total {:?}", t0.elapsed());
-    }
-    r
-}
-
-fn timings() -> bool {
-    std::env::var_os("PIPETRIM_TIMINGS").is_some()
-}
-
-fn trim_pipeline(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
-    let t0 = Instant::now();
     let (s, changes) = open_with_changes(g, a);
     // A one-shot run: the OS frees the database faster than dropping it
     // query by query would.
     let mut s = ManuallyDrop::new(s?);
-    let t_files = t0.elapsed();
     crate::timeline::mark("session");
     let changes = changes?;
-    let t_changes = t0.elapsed();
     if let Some(why) = &changes.unknown {
         if a.strict {
             return Err(Error::Git(format!(
@@ -85,14 +69,6 @@ fn trim_pipeline(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
     crate::timeline::mark("prime");
     let plan_result = plan(db, s.ws).clone();
     crate::timeline::mark("plan");
-    if timings() {
-        eprintln!(
-            "timings: files {:?}, change set {:?}, plan {:?}",
-            t_files,
-            t_changes - t_files,
-            t0.elapsed() - t_changes
-        );
-    }
     let no_trim = ctx.no_trim_reason();
     // The plan fails only when the template does not load, and that was
     // checked above: a broken template exits 2 with its file and line in
