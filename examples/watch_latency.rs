@@ -6,6 +6,7 @@
 //! watcher would, and restores the file. Run it on a scratch checkout only.
 //! `N` (default 20) edits per kind; prints the median and the minimum.
 //! Without the persistent cache unless `PIPETRIM_CACHE_DIR` names one.
+//! `ONLY=rust` (or `python`, `dockerfile`) edits one kind only (for profiles).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -49,6 +50,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
         ("dockerfile", dockerfile),
     ] {
+        if std::env::var("ONLY").is_ok_and(|only| only != kind) {
+            continue;
+        }
         let full = root.join(path);
         let original = std::fs::read(&full)?;
         let mut times = Vec::with_capacity(n);
