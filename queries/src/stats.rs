@@ -365,6 +365,7 @@ impl StatsBuilder {
         let units: Vec<&StepDecision> = plan
             .steps
             .iter()
+            .map(|d| &**d)
             .filter(|d| d.kind.is_trimmable())
             .collect();
         for d in &units {

@@ -142,7 +142,7 @@ fn rank(d: &StepDecision) -> u8 {
 }
 
 fn table(out: &mut String, s: &Summary, ev: &Evidence) {
-    let mut steps: Vec<&StepDecision> = s.plan.steps.iter().collect();
+    let mut steps: Vec<&StepDecision> = s.plan.steps.iter().map(|d| &**d).collect();
     steps.sort_by_key(|d| rank(d));
     out.push_str("\n| step | decision | why |\n| --- | --- | --- |\n");
     for d in steps {
