@@ -256,20 +256,12 @@ fn own_hash(
     for path in inputs.iter() {
         let file = db.file(path);
         let Some(digest) = content_sha1(db, file) else {
-            let why = match file.content(db) {
-                FileContent::Unreadable(w) => w.clone(),
-                _ => "does not exist".to_string(),
-            };
-            let hint = if why.contains("larger than") {
-                "files this big are not read; keep them out of the image's inputs"
-            } else if why.contains("not UTF-8") {
-                "rename the file: git and Buildkite show such names differently"
-            } else if why.contains("not a regular file") {
-                "a FIFO, socket or device among an image's inputs: remove it"
-            } else if why.contains("directory") {
-                "a symlink to a directory, or a file replaced by a directory? fix or remove it"
-            } else {
-                "a symlink loop or a dangling symlink? fix or remove the file"
+            let (why, hint) = match file.content(db) {
+                FileContent::Unreadable(w) => (w.to_string(), w.input_hint()),
+                _ => (
+                    "does not exist".to_string(),
+                    "a dangling symlink? fix or remove the file",
+                ),
             };
             return Err(Diagnostic::in_file(
                 path,

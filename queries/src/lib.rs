@@ -23,6 +23,6 @@ mod yaml;
 
 pub use db::{
     ChangeSet, Database, Db, File, FileContent, FileMode, FileSet, Loaded, Loader, Options, Stamp,
-    Workspace,
+    Unreadable, Workspace,
 };
 pub use diag::Diagnostic;

@@ -87,6 +87,7 @@ pub fn run(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
         // The build steps' concurrency groups (and skips) need the image
         // specs of both arches; only the YAML uses them.
         ctx.finish.build_hashes = build_hashes_or_warn(&s, &ctx.finish, a.exists_cmd.as_deref());
+        crate::timeline::mark("fingerprints");
     }
     finish::finish(&mut pipeline, &ctx.finish)
         .map_err(|e| Error::Usage(format!("{}: {e}", tpl.path)))?;

@@ -13,7 +13,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
 use gix::ObjectId;
-use pipetrim_queries::{FileContent, FileMode, Loaded, Loader, Stamp};
+use pipetrim_queries::{FileContent, FileMode, Loaded, Loader, Stamp, Unreadable};
 
 use crate::error::Error;
 
@@ -168,10 +168,9 @@ impl TreeLoader {
         if let Ok(h) = repo.find_header(oid)
             && h.size() > crate::repo::load::MAX_PARSE_BYTES
         {
-            return FileContent::Unreadable(format!(
-                "is larger than {} bytes",
-                crate::repo::load::MAX_PARSE_BYTES
-            ));
+            return FileContent::Unreadable(Unreadable::TooLarge {
+                limit: crate::repo::load::MAX_PARSE_BYTES,
+            });
         }
         match repo.find_blob(oid) {
             Ok(blob) => FileContent::Bytes(blob.data.clone().into()),
@@ -180,7 +179,7 @@ impl TreeLoader {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(path.to_string());
-                FileContent::Unreadable(e.to_string())
+                FileContent::Unreadable(Unreadable::Io(e.to_string()))
             }
         }
     }

@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use pipetrim_queries::{FileContent, FileMode, Loaded, Loader, Stamp};
+use pipetrim_queries::{FileContent, FileMode, Loaded, Loader, Stamp, Unreadable};
 
 use crate::error::Error;
 
@@ -111,12 +111,20 @@ impl Loader for DiskLoader {
         let meta = match std::fs::symlink_metadata(&full) {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && is_lossy(&full) => {
-                return (FileContent::Unreadable(NOT_UTF8.into()), FileMode::Regular);
+                return (
+                    FileContent::Unreadable(Unreadable::NotUtf8Name),
+                    FileMode::Regular,
+                );
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return (FileContent::Missing, FileMode::Regular);
             }
-            Err(e) => return (FileContent::Unreadable(e.to_string()), FileMode::Regular),
+            Err(e) => {
+                return (
+                    FileContent::Unreadable(Unreadable::of_io(&e)),
+                    FileMode::Regular,
+                );
+            }
         };
         let mode = mode_of(&meta);
         (read_checked(&full).0, mode)
@@ -127,12 +135,15 @@ impl Loader for DiskLoader {
         let meta = match std::fs::symlink_metadata(&full) {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && is_lossy(&full) => {
-                return (Stamp::Unreadable(NOT_UTF8.into()), FileMode::Regular);
+                return (
+                    Stamp::Unreadable(Unreadable::NotUtf8Name),
+                    FileMode::Regular,
+                );
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return (Stamp::Missing, FileMode::Regular);
             }
-            Err(e) => return (Stamp::Unreadable(e.to_string()), FileMode::Regular),
+            Err(e) => return (Stamp::Unreadable(Unreadable::of_io(&e)), FileMode::Regular),
         };
         let mode = mode_of(&meta);
         if meta.file_type().is_file()
@@ -162,10 +173,6 @@ impl Loader for DiskLoader {
     }
 }
 
-/// Why a file listed under a lossy name cannot be read.
-const NOT_UTF8: &str = "has a name that is not UTF-8 (shown with U+FFFD), which \
-pipetrim cannot read: rename it";
-
 /// Whether `full` carries U+FFFD, as a name listed lossily does. (A real
 /// name with U+FFFD exists, so it never reaches the not-found arm.)
 fn is_lossy(full: &Path) -> bool {
@@ -178,7 +185,7 @@ fn read_checked(full: &Path) -> (FileContent, Option<std::fs::Metadata>) {
     let target = match std::fs::metadata(full) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && is_lossy(full) => {
-            return (FileContent::Unreadable(NOT_UTF8.into()), None);
+            return (FileContent::Unreadable(Unreadable::NotUtf8Name), None);
         }
         // A dangling symlink exists but cannot be read.
         Err(e)
@@ -187,32 +194,31 @@ fn read_checked(full: &Path) -> (FileContent, Option<std::fs::Metadata>) {
         {
             return (FileContent::Missing, None);
         }
-        Err(e) => return (FileContent::Unreadable(e.to_string()), None),
+        Err(e) => return (FileContent::Unreadable(Unreadable::of_io(&e)), None),
     };
     if target.is_dir() {
-        return (FileContent::Unreadable("is a directory".into()), None);
+        return (FileContent::Unreadable(Unreadable::Directory), None);
     }
     // A FIFO would block the read until a writer comes (forever, in CI);
     // a device or socket is not content either.
     if !target.is_file() {
-        return (
-            FileContent::Unreadable("is not a regular file (a FIFO, socket or device)".into()),
-            None,
-        );
+        return (FileContent::Unreadable(Unreadable::NotRegular), None);
     }
     if target.len() > MAX_PARSE_BYTES {
         return (
-            FileContent::Unreadable(format!("is larger than {MAX_PARSE_BYTES} bytes")),
+            FileContent::Unreadable(Unreadable::TooLarge {
+                limit: MAX_PARSE_BYTES,
+            }),
             None,
         );
     }
     let mut f = match std::fs::File::open(full) {
         Ok(f) => f,
-        Err(e) => return (FileContent::Unreadable(e.to_string()), None),
+        Err(e) => return (FileContent::Unreadable(Unreadable::of_io(&e)), None),
     };
     let mut bytes = Vec::with_capacity(usize::try_from(target.len()).unwrap_or(0));
     if let Err(e) = std::io::Read::read_to_end(&mut f, &mut bytes) {
-        return (FileContent::Unreadable(e.to_string()), None);
+        return (FileContent::Unreadable(Unreadable::of_io(&e)), None);
     }
     // Regular files only (a symlink's target has its own stat).
     let after = std::fs::symlink_metadata(full)

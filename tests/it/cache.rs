@@ -620,6 +620,20 @@ fn timings_print_the_phases_of_a_trim_in_order() {
         "{line}"
     );
     assert!(marks.windows(2).all(|w| w[0].1 <= w[1].1), "{line}");
+    // The YAML run (what CI uploads) also fingerprints the images of both
+    // arches, before finishing: a phase of its own.
+    let yaml = f.pipetrim(
+        &["trim", "--base", "main", "--cache-dir", &dir],
+        &[("PIPETRIM_TIMINGS", "1")],
+    );
+    let stderr = String::from_utf8_lossy(&yaml.stderr);
+    assert!(
+        stderr.contains(" · plan ") && stderr.contains(" · fingerprints ") && {
+            let at = |m: &str| stderr.find(m).unwrap_or(usize::MAX);
+            at(" · plan ") < at(" · fingerprints ") && at(" · fingerprints ") < at(" · finish ")
+        },
+        "{stderr}"
+    );
     let quiet = f.pipetrim(&["trim", "--base", "main", "--format", "json"], &[]);
     assert!(!String::from_utf8_lossy(&quiet.stderr).contains("timeline"));
 }

@@ -892,6 +892,7 @@ fn fingerprint_dangling_symlink() {
     symlink(t.path(), "assets/gone.txt", "nowhere.txt");
     let o = pipetrim(t.path(), &["fingerprint"]);
     assert_error(&o, "assets/gone.txt", None, "cannot be hashed");
+    assert!(o.stderr.contains("dangling symlink?"), "{}", o.stderr);
 }
 
 #[test]
@@ -909,6 +910,12 @@ fn fingerprint_unreadable_file() {
     let o = pipetrim(t.path(), &["fingerprint"]);
     assert_error(&o, "src/lib/src/lib.rs", None, "cannot be hashed");
     assert!(o.stderr.contains("is larger than"), "{}", o.stderr);
+    // The hint follows the kind of trouble, not a guess.
+    assert!(
+        o.stderr.contains("keep them out of the image's inputs"),
+        "{}",
+        o.stderr
+    );
 }
 
 #[test]
@@ -919,6 +926,7 @@ fn fingerprint_file_without_read_permission() {
     let o = pipetrim(t.path(), &["fingerprint"]);
     assert_error(&o, "src/lib/src/lib.rs", None, "cannot be hashed");
     assert!(o.stderr.contains("Permission denied"), "{}", o.stderr);
+    assert!(o.stderr.contains("make the file readable"), "{}", o.stderr);
 }
 
 #[test]

@@ -249,15 +249,11 @@ impl<'db> Analysis<'db> {
         let db = self.db;
         let summary = self.summary(file);
         if let Some(err) = &summary.parse_error {
+            // The import closure's note for this file, word for word: the
+            // plan reports one unparseable file once, with every step it
+            // kept fail-safe (its imports and its names are both unknown).
             let path = file.path(db).as_str();
-            self.unknown(
-                Diagnostic::in_file(
-                    path,
-                    format!("cannot tell what `{name}` is: {}", err.message),
-                )
-                .at_line(err.line)
-                .hint("the composition is taken to use every image"),
-            );
+            self.unknown(super::unparseable(path, err, self.options.python_roots(db)));
             return out;
         }
         let bindings = name_bindings(db, self.files, self.options, file);

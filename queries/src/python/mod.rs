@@ -22,9 +22,9 @@ use crate::diag::Diagnostic;
 /// The fail-safe note for a Python file that cannot be parsed (or read):
 /// its imports are unknown, so every first-party module under `roots`
 /// counts as an input of every composition that reaches it, and a
-/// composition file that does not parse uses every image (SPEC §10).
-/// One wording for the import closure and the image analysis, so the plan
-/// reports the file once.
+/// composition that does not parse, or looks up a name in the file, uses
+/// every image (SPEC §10). One wording for the import closure and the
+/// image analysis, so the plan reports the file once.
 pub fn unparseable(path: &str, err: &ParseFailure, roots: &[String]) -> Diagnostic {
     let roots = if roots.is_empty() {
         "the Python roots".to_string()
@@ -42,8 +42,8 @@ pub fn unparseable(path: &str, err: &ParseFailure, roots: &[String]) -> Diagnost
         .at_line(err.line)
         .hint(format!(
             "its imports are unknown: every Python module under {roots} counts as an input of \
-             the compositions that reach it (and every image, when it is a composition); \
-             fix the file"
+             the compositions that reach it, and a composition that is this file or uses a \
+             name from it is taken to use every image; fix the file"
         ))
 }
 

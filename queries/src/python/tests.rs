@@ -570,6 +570,30 @@ fn a_composition_that_does_not_parse_is_one_note_for_imports_and_images() {
 }
 
 #[test]
+fn a_name_from_a_module_that_does_not_parse_is_the_same_one_note() {
+    let files = &[
+        ("misc/python/materialize/__init__.py", ""),
+        ("misc/python/materialize/svc.py", "X = 1\ndef broken(:\n"),
+        (
+            "test/t/mzcompose.py",
+            "from materialize.svc import Services\nSERVICES = Services()\n",
+        ),
+    ];
+    let (db, ws) = repo(files, false);
+    let f = db.file("test/t/mzcompose.py");
+    let c = composition_imports(&db, ws.files(&db), ws.options(&db), f);
+    let i = composition_images(&db, ws.files(&db), ws.options(&db), f);
+    // Unknown names mean every image, under the closure's note for the
+    // file (one warning in the report, not one per effect).
+    assert_eq!(c.unsure.len(), 1);
+    assert_eq!(
+        c.unsure[0].file.as_deref(),
+        Some("misc/python/materialize/svc.py")
+    );
+    assert_eq!(i.every_image.as_ref(), Some(&c.unsure[0]));
+}
+
+#[test]
 fn a_lookup_past_the_depth_bound_means_every_image() {
     // `Deep` is re-exported through 40 modules: more than the bound.
     let mut files: Vec<(String, String)> = vec![

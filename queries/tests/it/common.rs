@@ -19,7 +19,10 @@ impl Loader for DiskLoader {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 (FileContent::Missing, FileMode::Regular)
             }
-            Err(e) => (FileContent::Unreadable(e.to_string()), FileMode::Regular),
+            Err(e) => (
+                FileContent::Unreadable(pipetrim_queries::db::Unreadable::of_io(&e)),
+                FileMode::Regular,
+            ),
         }
     }
 }
