@@ -124,9 +124,9 @@ impl Trigger {
             Reason::Image { image, input, .. } => match &input.origin {
                 Origin::Crate { chain, .. } => (
                     TriggerKind::Crate,
-                    chain.last().cloned().unwrap_or_else(|| image.clone()),
+                    chain.last().cloned().unwrap_or_else(|| image.to_string()),
                 ),
-                Origin::Context | Origin::Copy => (TriggerKind::Image, image.clone()),
+                Origin::Context | Origin::Copy => (TriggerKind::Image, image.to_string()),
                 Origin::CargoShared => (TriggerKind::Cargo, input.spec.describe()),
             },
             Reason::DependedOn { step } => (TriggerKind::Step, step.clone()),

@@ -136,6 +136,7 @@ pub fn chain(reason: &Reason, step: &str, graph: Option<&ImageGraph>) -> Vec<Lin
             path,
             input,
         } => {
+            let (image, used, path): (&str, &str, &str) = (image, used, path);
             let mut v = vec![link("file", path, "changed")];
             match &input.origin {
                 Origin::Context => {
@@ -173,7 +174,7 @@ pub fn chain(reason: &Reason, step: &str, graph: Option<&ImageGraph>) -> Vec<Lin
             if image != used {
                 let path = graph
                     .and_then(|g| mzfrom_path(g, used, image))
-                    .unwrap_or_else(|| vec![used.clone(), image.clone()]);
+                    .unwrap_or_else(|| vec![used.to_string(), image.to_string()]);
                 // path runs used → … → image; walk it backwards.
                 for n in path.iter().rev().skip(1) {
                     v.push(link("image", n, "MZFROM of image"));
