@@ -390,12 +390,14 @@ fn compile_globs(
         .collect()
 }
 
+/// A changed path and the image's first input it matches.
+pub type ImageHit = (Arc<str>, Arc<Input>);
+
 /// Changed paths that hit each image's own inputs, by image name; and the
 /// images whose inputs could not be computed (a step using them is kept).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub struct ImageHits {
-    /// The changed path and the image's first input it matches.
-    pub hits: BTreeMap<String, Vec<(Arc<str>, Arc<Input>)>>,
+    pub hits: BTreeMap<String, Vec<ImageHit>>,
     pub broken: BTreeMap<String, Diagnostic>,
 }
 
@@ -746,10 +748,13 @@ pub fn plan(db: &dyn Db, ws: Workspace) -> Result<Arc<Plan>, Diagnostic> {
 /// of [`ClosureImage::id`]): a step's images are looked up by
 /// index, not by name, and a step none of whose images is touched is
 /// passed over at once.
+/// An image's hits and its error.
+type Touched<'a> = (&'a [ImageHit], Option<&'a Diagnostic>);
+
 struct ImagesById<'a> {
     hits: Result<&'a ImageHits, &'a Diagnostic>,
     /// By id: the image's hits and its error (`None`: not touched).
-    touched: Vec<Option<(&'a [(Arc<str>, Arc<Input>)], Option<&'a Diagnostic>)>>,
+    touched: Vec<Option<Touched<'a>>>,
 }
 
 impl<'a> ImagesById<'a> {
@@ -789,7 +794,7 @@ impl<'a> ImagesById<'a> {
     }
 
     /// An image's hits and error, by id (by name if the id is unknown).
-    fn get(&self, id: u32, name: &str) -> (&'a [(Arc<str>, Arc<Input>)], Option<&'a Diagnostic>) {
+    fn get(&self, id: u32, name: &str) -> Touched<'a> {
         match self.touched.get(id as usize) {
             Some(t) => t.unwrap_or((&[], None)),
             None => match self.hits {

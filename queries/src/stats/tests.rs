@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use super::*;
 use crate::inputs::{Input, InputSpec};
 use crate::pipeline::StepKind;
@@ -45,7 +47,7 @@ fn krate(image: &str, chain: &[&str], dir: &str, path: &str) -> Reason {
         used: image.into(),
         used_by: "composition `c`".into(),
         path: path.into(),
-        input: Input {
+        input: Arc::new(Input {
             spec: InputSpec::Dir {
                 dir: dir.into(),
                 except: Vec::new().into(),
@@ -54,7 +56,7 @@ fn krate(image: &str, chain: &[&str], dir: &str, path: &str) -> Reason {
                 target: "bin `b`".into(),
                 chain: chain.iter().map(|s| s.to_string()).collect(),
             },
-        },
+        }),
     }
 }
 
@@ -63,10 +65,13 @@ fn hit(mut d: StepDecision, reasons: Vec<Reason>) -> StepDecision {
     d.changed = true;
     d.kept = true;
     for r in &reasons {
-        if let Reason::Glob { path, .. } | Reason::Image { path, .. } = r
-            && !d.changed_inputs.contains(path)
-        {
-            d.changed_inputs.push(path.clone());
+        let path: &str = match r {
+            Reason::Glob { path, .. } => path,
+            Reason::Image { path, .. } => path,
+            _ => continue,
+        };
+        if !d.changed_inputs.iter().any(|p| p == path) {
+            d.changed_inputs.push(path.to_string());
         }
     }
     d.reasons = reasons;
@@ -85,7 +90,7 @@ fn depended(mut d: StepDecision, by: &[&str]) -> StepDecision {
 
 fn plan(steps: Vec<StepDecision>, glue: bool) -> Plan {
     Plan {
-        steps,
+        steps: steps.into_iter().map(Arc::new).collect(),
         glue_changed: glue,
         changes_unknown: None,
         errors: Vec::new(),
@@ -152,14 +157,14 @@ fn reasons_map_to_kinds_and_triggers() {
     let cargo = Reason::Image {
         image: "img".into(),
         used: "img".into(),
-        used_by: String::new(),
+        used_by: "".into(),
         path: "Cargo.lock".into(),
-        input: Input {
+        input: Arc::new(Input {
             spec: InputSpec::File {
                 path: "Cargo.lock".into(),
             },
             origin: Origin::CargoShared,
-        },
+        }),
     };
     assert_eq!(
         Trigger::of(&cargo),
