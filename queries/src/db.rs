@@ -545,7 +545,28 @@ impl Db for Database {
 
 #[cfg(test)]
 mod tests {
-    use super::Unreadable;
+    use super::{Database, Db, MemoryLoader, Unreadable};
+
+    #[test]
+    fn loaded_under_is_the_path_and_what_lies_below_it() {
+        let db = Database::new(std::sync::Arc::new(MemoryLoader::default()));
+        for p in ["a", "a/b", "a/b/c.py", "a/bc", "a/b.rs", "a-b/x", "b"] {
+            db.file(p);
+        }
+        let under = |p: &str| {
+            let mut v = db.loaded_under(p);
+            v.sort();
+            v
+        };
+        assert_eq!(under("a/b"), ["a/b", "a/b/c.py"]);
+        assert_eq!(under("a"), ["a", "a/b", "a/b.rs", "a/b/c.py", "a/bc"]);
+        assert_eq!(under("a/b/c.py"), ["a/b/c.py"]);
+        assert!(under("c").is_empty());
+        assert!(under("a/b/c").is_empty());
+        let mut all = db.loaded_paths();
+        all.sort();
+        assert_eq!(all.len(), 7);
+    }
 
     #[test]
     fn an_io_error_keeps_its_message_and_gets_the_hint_of_its_kind() {

@@ -12,6 +12,7 @@ use pipetrim::repo::load::{DiskLoader, visible_files};
 use pipetrim::repo::session::{Session, SessionOptions};
 use pipetrim::watch::{Evaluation, PathChange, WatchEngine};
 use pipetrim_queries::Database;
+use pipetrim_queries::plan::plan;
 use proptest::prelude::*;
 
 use crate::common::{self, write};
@@ -397,6 +398,14 @@ proptest! {
                 "change sets differ after edit {} {:?}", i, e
             );
             prop_assert_eq!(key(&got), key(&want), "after edit {} {:?}", i, e);
+            // The whole plan too (reasons, changed inputs, errors): the
+            // decisions a re-plan shares with `step_bases` and the
+            // durabilities must give what a fresh session computes.
+            prop_assert_eq!(
+                plan(&live.session.db, live.session.ws),
+                plan(&fresh.session.db, fresh.session.ws),
+                "plans differ after edit {} {:?}", i, e
+            );
         }
     }
 }
