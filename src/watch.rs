@@ -73,12 +73,6 @@ pub struct Evaluation {
     pub quiet: bool,
 }
 
-/// What the last printed answer said about one step.
-#[derive(Debug, Clone, Default)]
-struct StepState {
-    changed_inputs: Vec<String>,
-}
-
 pub struct WatchEngine {
     pub session: Session,
     base: Option<String>,
@@ -90,8 +84,9 @@ pub struct WatchEngine {
     uncommitted: Option<Result<git::Uncommitted, String>>,
     /// The index, for the path-by-path updates.
     index: Option<git::IndexSnapshot>,
-    /// The last printed answer's needed steps.
-    last: Option<BTreeMap<String, StepState>>,
+    /// The plan of the last printed answer (its kept steps were the needed
+    /// ones): shared, not copied step by step (1,500 steps at scale 10).
+    last: Option<std::sync::Arc<pipetrim_queries::plan::Plan>>,
     /// The last printed answer's change set.
     last_changes: Option<(Vec<String>, Option<String>)>,
     last_error: Option<String>,
@@ -176,18 +171,7 @@ impl WatchEngine {
         if ev.error.is_none() || !ev.needed.is_empty() {
             let db = &self.session.db;
             if let Ok(p) = plan(db, self.session.ws) {
-                self.last = Some(
-                    p.kept()
-                        .map(|d| {
-                            (
-                                d.id.clone(),
-                                StepState {
-                                    changed_inputs: d.changed_inputs.clone(),
-                                },
-                            )
-                        })
-                        .collect(),
-                );
+                self.last = Some(p.clone());
             }
         }
     }
@@ -399,8 +383,11 @@ impl WatchEngine {
                 let now: BTreeMap<&str, &pipetrim_queries::plan::StepDecision> =
                     p.kept().map(|d| (d.id.as_str(), d)).collect();
                 ev.needed = p.kept().map(|d| d.id.clone()).collect();
-                let empty = BTreeMap::new();
-                let last = self.last.as_ref().unwrap_or(&empty);
+                let last: BTreeMap<&str, &pipetrim_queries::plan::StepDecision> = self
+                    .last
+                    .as_deref()
+                    .map(|l| l.kept().map(|d| (d.id.as_str(), d)).collect())
+                    .unwrap_or_default();
                 let batch: BTreeSet<&String> = ev.changed_files.iter().collect();
                 for d in p.kept() {
                     let id = d.id.as_str();
@@ -435,10 +422,10 @@ impl WatchEngine {
                     ev.why.insert(id.to_string(), because);
                 }
                 for (id, s) in last {
-                    if now.contains_key(id.as_str()) {
+                    if now.contains_key(id) {
                         continue;
                     }
-                    ev.removed.push(id.clone());
+                    ev.removed.push(id.to_string());
                     let mut because: Vec<String> = s
                         .changed_inputs
                         .iter()
@@ -449,7 +436,7 @@ impl WatchEngine {
                         because = ev.changed_files.iter().take(3).cloned().collect();
                     }
                     because.truncate(WHY_MAX);
-                    ev.why.insert(id.clone(), because);
+                    ev.why.insert(id.to_string(), because);
                 }
             }
         }

@@ -837,21 +837,18 @@ fn match_step(
     errors: &mut Vec<Diagnostic>,
 ) {
     // Exclude pathspecs of the step's inputs apply to every input, as they do
-    // in the reference's single `git diff -- <inputs>` call. Parsed only
-    // when a changed path matches (most steps of a `watch` update see none).
-    let excludes: std::cell::OnceCell<Vec<Pathspec>> = std::cell::OnceCell::new();
-    let excluded = |p: &str| {
-        excludes
-            .get_or_init(|| {
-                step.inputs
-                    .iter()
-                    .filter_map(|s| Pathspec::parse(s).ok())
-                    .filter(Pathspec::is_exclude)
-                    .collect()
-            })
+    // in the reference's single `git diff -- <inputs>` call: the step's own
+    // `inputs`, compiled with its inputs (the explicit globs come first).
+    let excludes = || {
+        si.globs
             .iter()
-            .any(|e| e.matches(p))
+            .zip(&si.compiled)
+            .take(step.inputs.len())
+            .filter(|((_, origin), _)| *origin == GlobOrigin::Explicit)
+            .filter_map(|(_, spec)| spec.as_ref())
+            .filter(|s| s.is_exclude())
     };
+    let excluded = |p: &str| excludes().any(|e| e.matches(p));
     let mut hit: BTreeSet<&str> = BTreeSet::new();
     for &(g, c) in glob_hits {
         let (Some((glob, origin)), Some(p)) = (si.globs.get(g as usize), changes.get(c as usize))
