@@ -124,7 +124,9 @@ impl Trigger {
             Reason::Image { image, input, .. } => match &input.origin {
                 Origin::Crate { chain, .. } => (
                     TriggerKind::Crate,
-                    chain.last().cloned().unwrap_or_else(|| image.clone()),
+                    chain
+                        .last()
+                        .map_or_else(|| image.clone(), |c| c.to_string()),
                 ),
                 Origin::Context | Origin::Copy => (TriggerKind::Image, image.clone()),
                 Origin::CargoShared => (TriggerKind::Cargo, input.spec.describe()),
