@@ -18,12 +18,15 @@ use crate::pathspec::PathspecSet;
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum InputSpec {
     /// Every file below `dir` except those at or below any of `except`.
-    Dir { dir: String, except: Arc<[String]> },
+    Dir {
+        dir: Arc<str>,
+        except: Arc<[String]>,
+    },
     /// One file.
-    File { path: String },
+    File { path: Arc<str> },
     /// Files below `dir` whose path relative to `dir` matches the git
     /// pathspec `pattern` (a copy pre-image's `matching`).
-    Glob { dir: String, pattern: String },
+    Glob { dir: Arc<str>, pattern: Arc<str> },
 }
 
 impl InputSpec {
@@ -34,11 +37,11 @@ impl InputSpec {
                 paths::is_under(path, dir)
                     && !except.iter().any(|e| path == e || paths::is_under(path, e))
             }
-            InputSpec::File { path: p } => p == path,
+            InputSpec::File { path: p } => **p == *path,
             InputSpec::Glob { dir, pattern } => paths::relative(path, dir).is_some_and(|rel| {
                 // `own_inputs` refuses a pattern that does not compile, so
                 // the fallback (everything below `dir`) is only a last guard.
-                PathspecSet::new([pattern.as_str()])
+                PathspecSet::new([&**pattern])
                     .map(|s| s.matches(rel))
                     .unwrap_or(true)
             }),
@@ -55,7 +58,7 @@ impl InputSpec {
                 .collect(),
             InputSpec::File { path } => {
                 let all = files.paths(db);
-                match all.binary_search(path) {
+                match all.binary_search_by(|p| p.as_str().cmp(path)) {
                     Ok(i) => vec![&all[i]],
                     Err(_) => Vec::new(),
                 }
@@ -67,7 +70,7 @@ impl InputSpec {
         match self {
             InputSpec::Dir { dir, except } if except.is_empty() => format!("{dir}/**"),
             InputSpec::Dir { dir, except } => format!("{dir}/** except {}", except.join(", ")),
-            InputSpec::File { path } => path.clone(),
+            InputSpec::File { path } => path.to_string(),
             InputSpec::Glob { dir, pattern } => format!("{dir}/{pattern}"),
         }
     }
@@ -85,7 +88,7 @@ pub enum Origin {
     /// `chain` runs from the crate owning the target to this crate.
     Crate {
         target: Arc<str>,
-        chain: Arc<[String]>,
+        chain: Arc<[Arc<str>]>,
     },
     /// A copy pre-image's source.
     Copy,
@@ -151,7 +154,7 @@ fn own_inputs(
         .collect();
     let mut inputs = vec![Input {
         spec: InputSpec::Dir {
-            dir: img.dir.clone(),
+            dir: img.dir.as_str().into(),
             except: nested.into(),
         },
         origin: Origin::Context,
@@ -189,8 +192,8 @@ fn own_inputs(
                 }
                 inputs.push(Input {
                     spec: InputSpec::Glob {
-                        dir: paths::join("", source),
-                        pattern: matching.clone(),
+                        dir: paths::join("", source).into(),
+                        pattern: matching.as_str().into(),
                     },
                     origin: Origin::Copy,
                 });
@@ -233,14 +236,10 @@ fn own_inputs(
                     })?;
                     let label: Arc<str> =
                         format!("{} `{target}`", if is_example { "example" } else { "bin" }).into();
-                    let reached = match chains.entry((owner.name.clone(), is_example)) {
-                        std::collections::hash_map::Entry::Occupied(e) => e.get().clone(),
-                        std::collections::hash_map::Entry::Vacant(e) => e
-                            .insert(Arc::new(dependency_chains(ws, &owner.name, is_example)?))
-                            .clone(),
-                    };
+                    let reached = chains.of(ws, &owner.name, is_example)?;
+                    inputs.reserve(reached.len());
                     for (krate, chain) in reached.iter() {
-                        let Some(spec) = specs.get(krate) else {
+                        let Some(spec) = specs.get(&**krate) else {
                             continue;
                         };
                         inputs.push(Input {
@@ -260,42 +259,99 @@ fn own_inputs(
 
 /// The dependency chains of each (crate, for an example) a cargo pre-image
 /// builds, computed once per `image_inputs` run: many images build bins of
-/// the same crates, and the chains are shared rather than copied.
-type Chains = std::collections::HashMap<(String, bool), Arc<BTreeMap<String, Arc<[String]>>>>;
+/// the same crates, and the chains are shared rather than copied. Crate
+/// names are shared too (`names`): at scale 10 the chains hold millions of
+/// names, and a copy of each was most of `image_inputs`.
+#[derive(Default)]
+struct Chains {
+    by_root: rustc_hash::FxHashMap<(String, bool), Arc<Reached>>,
+    names: rustc_hash::FxHashMap<String, Arc<str>>,
+}
 
-/// Every crate reachable from `root` by path dependencies, each with the
-/// shortest chain of crate names that reaches it.
+/// The crates a root reaches, by name, each with its chain.
+type Reached = Vec<(Arc<str>, Arc<[Arc<str>]>)>;
+
+impl Chains {
+    fn of(
+        &mut self,
+        ws: &CargoWorkspace,
+        root: &str,
+        dev: bool,
+    ) -> Result<Arc<Reached>, Diagnostic> {
+        let key = (root.to_string(), dev);
+        if let Some(r) = self.by_root.get(&key) {
+            return Ok(r.clone());
+        }
+        let reached = Arc::new(dependency_chains(ws, root, dev, &mut self.names)?);
+        self.by_root.insert(key, reached.clone());
+        Ok(reached)
+    }
+}
+
+/// Every crate reachable from `root` by path dependencies (and, with
+/// `dev`, the root's dev-dependencies), sorted by name, each with the
+/// shortest chain of crate names that reaches it (breadth first, in
+/// dependency order).
 fn dependency_chains(
     ws: &CargoWorkspace,
     root: &str,
     dev: bool,
-) -> Result<BTreeMap<String, Arc<[String]>>, Diagnostic> {
+    names: &mut rustc_hash::FxHashMap<String, Arc<str>>,
+) -> Result<Reached, Diagnostic> {
     let Some(root_crate) = ws.get(root) else {
         return Err(Diagnostic::new(format!(
             "crate `{root}` is not in the workspace"
         )));
     };
-    let reach = ws.transitive_path_dependencies(root_crate, dev)?;
-    let mut chains: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    chains.insert(root.to_string(), vec![root.to_string()]);
-    let mut queue = std::collections::VecDeque::from([root.to_string()]);
-    while let Some(n) = queue.pop_front() {
-        let Some(c) = ws.get(&n) else { continue };
-        let base = chains.get(&n).cloned().unwrap_or_default();
-        let mut next: Vec<&String> = c.dependencies.iter().chain(&c.build_dependencies).collect();
-        if dev && n == root {
-            next.extend(&c.dev_dependencies);
-        }
-        for d in next {
-            if !chains.contains_key(d) && reach.contains(d) {
-                let mut chain = base.clone();
-                chain.push(d.clone());
-                chains.insert(d.clone(), chain);
-                queue.push_back(d.clone());
+    // Breadth first: each crate's parent in the tree of shortest chains.
+    let mut order: Vec<(&str, Option<usize>)> = vec![(root_crate.name.as_str(), None)];
+    let mut seen: rustc_hash::FxHashSet<&str> = rustc_hash::FxHashSet::default();
+    seen.insert(root);
+    let mut at = 0;
+    while let Some(&(n, _)) = order.get(at) {
+        let Some(c) = ws.get(n) else {
+            // A path dependency outside the workspace: the walk that
+            // names the culprit reports it.
+            ws.transitive_path_dependencies(root_crate, dev)?;
+            return Err(Diagnostic::new(format!(
+                "crate `{n}` is not in the workspace"
+            )));
+        };
+        let dev_deps = (dev && at == 0).then_some(&c.dev_dependencies);
+        for d in c
+            .dependencies
+            .iter()
+            .chain(&c.build_dependencies)
+            .chain(dev_deps.into_iter().flatten())
+        {
+            if seen.insert(d.as_str()) {
+                order.push((d.as_str(), Some(at)));
             }
         }
+        at += 1;
     }
-    Ok(chains.into_iter().map(|(k, v)| (k, v.into())).collect())
+    let mut name = |n: &str| -> Arc<str> {
+        if let Some(a) = names.get(n) {
+            return a.clone();
+        }
+        let a: Arc<str> = n.into();
+        names.insert(n.to_string(), a.clone());
+        a
+    };
+    let mut out: Reached = Vec::with_capacity(order.len());
+    let mut chain: Vec<Arc<str>> = Vec::new();
+    for (i, &(n, _)) in order.iter().enumerate() {
+        chain.clear();
+        let mut j = Some(i);
+        while let Some(k) = j {
+            chain.push(name(order[k].0));
+            j = order[k].1;
+        }
+        chain.reverse();
+        out.push((name(n), chain.as_slice().into()));
+    }
+    out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
 }
 
 /// Every crate's inputs: its directory except `mzcompose`, `mzcompose.py`
@@ -318,7 +374,7 @@ fn crate_specs(ws: &CargoWorkspace) -> BTreeMap<String, InputSpec> {
         by_dir.insert(
             dir,
             InputSpec::Dir {
-                dir: dir.to_string(),
+                dir: (*dir).into(),
                 except: except.into(),
             },
         );
@@ -438,4 +494,86 @@ pub fn image_files(
         out.extend(own.iter().cloned());
     }
     Ok(out.into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::cargo::Crate;
+
+    fn krate(name: &str, deps: &[&str], build: &[&str], dev: &[&str]) -> (String, Crate) {
+        let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        let c = Crate {
+            name: name.into(),
+            dir: format!("src/{name}"),
+            dependencies: set(deps),
+            build_dependencies: set(build),
+            dev_dependencies: set(dev),
+            bins: Vec::new(),
+            examples: Vec::new(),
+        };
+        (name.into(), c)
+    }
+
+    fn chains(ws: &CargoWorkspace, root: &str, dev: bool) -> Result<Vec<(String, String)>, String> {
+        let mut names = rustc_hash::FxHashMap::default();
+        dependency_chains(ws, root, dev, &mut names)
+            .map(|r| {
+                r.iter()
+                    .map(|(k, c)| (k.to_string(), c.join(">")))
+                    .collect()
+            })
+            .map_err(|d| d.to_string())
+    }
+
+    #[test]
+    fn chains_are_shortest_sorted_and_take_dev_dependencies_at_the_root_only() {
+        let ws = CargoWorkspace {
+            members: [
+                krate("app", &["mid", "util"], &["gen"], &["testkit"]),
+                krate("mid", &["util"], &[], &["never"]),
+                krate("util", &[], &[], &[]),
+                krate("gen", &["deep"], &[], &[]),
+                krate("deep", &[], &[], &[]),
+                krate("testkit", &["deep"], &[], &[]),
+                krate("never", &[], &[], &[]),
+            ]
+            .into_iter()
+            .collect(),
+            ..CargoWorkspace::default()
+        };
+        let expect = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            chains(&ws, "app", false),
+            Ok(expect(&[
+                ("app", "app"),
+                ("deep", "app>gen>deep"),
+                ("gen", "app>gen"),
+                ("mid", "app>mid"),
+                ("util", "app>util"),
+            ]))
+        );
+        // An example also builds the root's dev-dependencies (not those of
+        // the crates below it).
+        let with_dev = chains(&ws, "app", true).unwrap_or_default();
+        assert!(with_dev.contains(&("testkit".into(), "app>testkit".into())));
+        assert!(with_dev.iter().all(|(k, _)| k != "never"));
+    }
+
+    #[test]
+    fn a_path_dependency_outside_the_workspace_is_an_error_naming_its_manifest() {
+        let ws = CargoWorkspace {
+            members: [krate("app", &["ghost"], &[], &[])].into_iter().collect(),
+            ..CargoWorkspace::default()
+        };
+        let e = chains(&ws, "app", false).unwrap_err();
+        assert!(e.contains("src/app/Cargo.toml"), "{e}");
+        assert!(e.contains("`ghost`"), "{e}");
+    }
 }

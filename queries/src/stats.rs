@@ -124,7 +124,9 @@ impl Trigger {
             Reason::Image { image, input, .. } => match &input.origin {
                 Origin::Crate { chain, .. } => (
                     TriggerKind::Crate,
-                    chain.last().cloned().unwrap_or_else(|| image.to_string()),
+                    chain
+                        .last()
+                        .map_or_else(|| image.to_string(), |c| c.to_string()),
                 ),
                 Origin::Context | Origin::Copy => (TriggerKind::Image, image.to_string()),
                 Origin::CargoShared => (TriggerKind::Cargo, input.spec.describe()),

@@ -155,7 +155,7 @@ pub fn chain(reason: &Reason, step: &str, graph: Option<&ImageGraph>) -> Vec<Lin
                         } else {
                             "a path dependency of crate"
                         };
-                        v.push(link("crate", c, edge));
+                        v.push(link("crate", &**c, edge));
                     }
                     let (kind, name) = target.split_once(' ').unwrap_or(("bin", &**target));
                     let name = name.trim_matches('`');

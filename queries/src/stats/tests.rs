@@ -54,7 +54,10 @@ fn krate(image: &str, chain: &[&str], dir: &str, path: &str) -> Reason {
             },
             origin: Origin::Crate {
                 target: "bin `b`".into(),
-                chain: chain.iter().map(|s| s.to_string()).collect(),
+                chain: chain
+                    .iter()
+                    .map(|s| std::sync::Arc::<str>::from(*s))
+                    .collect(),
             },
         }),
     }
