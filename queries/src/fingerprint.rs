@@ -9,7 +9,7 @@ use crate::cache::{Kind, SCHEMA, decode, encode, key};
 use crate::db::{Db, File, FileContent, FileSet};
 use crate::diag::Diagnostic;
 use crate::images::{PreImage, image_graph};
-use crate::inputs::{ImageName, InputSpec, image_inputs, image_own_files};
+use crate::inputs::{ImageName, InputSpec, image_inputs, image_own_files, paths_at};
 
 /// The build variant a fingerprint is for.
 #[salsa::interned(debug)]
@@ -275,7 +275,8 @@ pub fn self_hash<'db>(
     let Some(img) = graph.get(name) else {
         return Err(Diagnostic::new(format!("unknown image `{name}`")));
     };
-    let inputs = image_own_files(db, files, key).clone()?;
+    let positions = image_own_files(db, files, key).clone()?;
+    let inputs: Vec<&String> = paths_at(db, files, &positions).collect();
     let digest = own_hash(db, name, img, &inputs, variant)?;
     if let (Some(cache), Some(k)) = (db.leaf_cache(), &stored.key)
         && inputs
@@ -293,7 +294,7 @@ fn own_hash(
     db: &dyn Db,
     name: &str,
     img: &crate::images::Image,
-    inputs: &[String],
+    inputs: &[&String],
     variant: Variant<'_>,
 ) -> Result<Digest20, Diagnostic> {
     let mut h = Sha1::new();
@@ -308,7 +309,7 @@ fn own_hash(
                 ),
             };
             return Err(Diagnostic::in_file(
-                path,
+                path.as_str(),
                 format!("input of image `{name}` cannot be hashed: {why}"),
             )
             .hint(hint));

@@ -48,6 +48,31 @@ impl InputSpec {
         }
     }
 
+    /// The positions in the file set (`files.paths`) of [`InputSpec::expand`]'s
+    /// files, appended to `out` in order.
+    pub fn expand_positions(&self, db: &dyn Db, files: FileSet, out: &mut Vec<u32>) {
+        let all = files.paths(db);
+        match self {
+            InputSpec::Dir { dir, .. } | InputSpec::Glob { dir, .. } => {
+                let range = paths::under_range(all, dir);
+                let start = range.start;
+                out.extend(
+                    (start..)
+                        .zip(&all[range])
+                        .filter(|(_, p)| self.matches(p))
+                        .filter_map(|(i, _)| u32::try_from(i).ok()),
+                );
+            }
+            InputSpec::File { path } => {
+                if let Ok(i) = all.binary_search_by(|p| p.as_str().cmp(path))
+                    && let Ok(i) = u32::try_from(i)
+                {
+                    out.push(i);
+                }
+            }
+        }
+    }
+
     /// The visible files this input stands for.
     pub fn expand<'a>(&'a self, db: &'a dyn Db, files: FileSet) -> Vec<&'a String> {
         match self {
@@ -441,14 +466,17 @@ pub struct ImageName<'db> {
     pub name: String,
 }
 
-/// One image's own input files, sorted and deduplicated: memoized per image,
-/// so fingerprints and reports expand each image once.
+/// One image's own input files, sorted and deduplicated, as positions in
+/// the file set (`files.paths`, which is sorted, so position order is path
+/// order): memoized per image, so fingerprints and reports expand each
+/// image once. Positions, not paths: at scale 10 the images' lists add up
+/// to 2 million entries, which as strings were most of a cold run's memory.
 #[salsa::tracked(returns(ref))]
 pub fn image_own_files<'db>(
     db: &'db dyn Db,
     files: FileSet,
     name: ImageName<'db>,
-) -> Result<Arc<Vec<String>>, Diagnostic> {
+) -> Result<Arc<[u32]>, Diagnostic> {
     let all = image_inputs(db, files).clone()?;
     let name = name.name(db);
     let Some(inputs) = all.get(name) else {
@@ -457,13 +485,13 @@ pub fn image_own_files<'db>(
     let inputs = inputs.as_ref().map_err(Clone::clone)?;
     // A sort of the concatenation: cheaper than a tree set when the inputs
     // are thousands of files in a few sorted runs.
-    let mut out: Vec<&String> = Vec::new();
+    let mut out: Vec<u32> = Vec::new();
     for i in inputs {
-        out.extend(i.spec.expand(db, files));
+        i.spec.expand_positions(db, files, &mut out);
     }
     out.sort_unstable();
     out.dedup();
-    Ok(Arc::new(out.into_iter().cloned().collect()))
+    Ok(out.into())
 }
 
 /// An image's input files, sorted and deduplicated; with `transitive`, also
@@ -480,20 +508,29 @@ pub fn image_files(
     } else {
         BTreeSet::from([name.to_string()])
     };
-    if names.len() == 1 {
-        let key = ImageName::new(db, name.to_string());
-        return image_own_files(db, files, key)
-            .as_ref()
-            .map(|v| v.to_vec())
-            .map_err(Clone::clone);
-    }
-    let mut out: BTreeSet<String> = BTreeSet::new();
+    let mut positions: Vec<u32> = Vec::new();
     for n in &names {
         let key = ImageName::new(db, n.clone());
-        let own = image_own_files(db, files, key).clone()?;
-        out.extend(own.iter().cloned());
+        positions.extend(
+            image_own_files(db, files, key)
+                .as_ref()
+                .map_err(Clone::clone)?
+                .iter(),
+        );
     }
-    Ok(out.into_iter().collect())
+    positions.sort_unstable();
+    positions.dedup();
+    Ok(paths_at(db, files, &positions).cloned().collect())
+}
+
+/// The paths at `positions` of the file set.
+pub fn paths_at<'a>(
+    db: &'a dyn Db,
+    files: FileSet,
+    positions: &'a [u32],
+) -> impl Iterator<Item = &'a String> {
+    let all = files.paths(db);
+    positions.iter().filter_map(|&i| all.get(i as usize))
 }
 
 #[cfg(test)]

@@ -2,16 +2,21 @@
 
 /// The paths of a sorted list that lie below `dir` (`""` means all).
 pub fn under<'a>(sorted: &'a [String], dir: &str) -> &'a [String] {
+    &sorted[under_range(sorted, dir)]
+}
+
+/// Where [`under`]'s paths are in `sorted`.
+pub fn under_range(sorted: &[String], dir: &str) -> std::ops::Range<usize> {
     let dir = dir.trim_end_matches('/');
     if dir.is_empty() || dir == "." {
-        return sorted;
+        return 0..sorted.len();
     }
     // In byte order, every string that starts with `dir/` sorts at or after
     // `dir/` and they form one contiguous run.
     let prefix = format!("{dir}/");
     let start = sorted.partition_point(|p| p.as_str() < prefix.as_str());
     let n = sorted[start..].partition_point(|p| p.starts_with(&prefix));
-    &sorted[start..start + n]
+    start..start + n
 }
 
 /// `path` relative to directory `dir`: what follows `dir/`, or the whole

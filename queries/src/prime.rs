@@ -113,18 +113,18 @@ pub fn prime_image_files(
     files: crate::db::FileSet,
     images: &[String],
 ) -> Vec<String> {
-    let lists: Vec<std::sync::Arc<Vec<String>>> = images
+    let lists: Vec<std::sync::Arc<[u32]>> = images
         .par_iter()
         .map_with(db.clone(), |db, name| {
             let key = crate::inputs::ImageName::new(db, name.clone());
             crate::inputs::image_own_files(db, files, key)
                 .as_ref()
                 .map(std::sync::Arc::clone)
-                .unwrap_or_default()
+                .unwrap_or_else(|_| std::sync::Arc::new([]))
         })
         .collect();
-    let mut all: Vec<String> = lists.iter().flat_map(|l| l.iter().cloned()).collect();
+    let mut all: Vec<u32> = lists.iter().flat_map(|l| l.iter().copied()).collect();
     all.sort_unstable();
     all.dedup();
-    all
+    crate::inputs::paths_at(db, files, &all).cloned().collect()
 }
