@@ -9,7 +9,7 @@ use crate::cache::{Kind, SCHEMA, decode, encode, key};
 use crate::db::{Db, File, FileContent, FileSet};
 use crate::diag::Diagnostic;
 use crate::images::{PreImage, image_graph};
-use crate::inputs::{ImageName, InputSpec, image_inputs, image_own_files, paths_at};
+use crate::inputs::{ImageName, InputSpec, image_inputs};
 
 /// The build variant a fingerprint is for.
 #[salsa::interned(debug)]
@@ -162,6 +162,42 @@ fn spec_identity<'db>(db: &'db dyn Db, files: FileSet, key: SpecKey<'db>) -> Opt
     Some(h.finalize().into())
 }
 
+/// One file of an own hash: its position in the file set, git mode and
+/// content SHA-1.
+type OwnEntry = (u32, u32, Digest20);
+
+/// The own-hash entries of one input spec's files, in position (= path)
+/// order, and whether every file's bytes were vouched to be its blob (only
+/// then may a hash built on them be stored); `Err` with the position of the
+/// first file that cannot be hashed. Per spec, so an own hash depends on
+/// its image's ~600 specs and not on every file: at scale 10 the per-file
+/// dependencies of 450 own hashes (2 million) were most of a cold run's
+/// memory.
+#[salsa::tracked(returns(ref))]
+fn spec_entries<'db>(
+    db: &'db dyn Db,
+    files: FileSet,
+    key: SpecKey<'db>,
+) -> Result<(Arc<[OwnEntry]>, bool), u32> {
+    let all = files.paths(db);
+    let mut positions = Vec::new();
+    key.spec(db).expand_positions(db, files, &mut positions);
+    let mut out = Vec::with_capacity(positions.len());
+    let mut vouched = true;
+    for pos in positions {
+        let Some(path) = all.get(pos as usize) else {
+            return Err(pos);
+        };
+        let file = db.file(path);
+        let Some(digest) = content_sha1(db, file) else {
+            return Err(pos);
+        };
+        vouched &= crate::cache::vouched_blob(db, file).is_some();
+        out.push((pos, file.mode(db).git_mode(), digest));
+    }
+    Ok((out.into(), vouched))
+}
+
 /// What an image's own input files are, for the persistent cache: the
 /// identities of its distinct input specs, in spec order. The union of
 /// the specs' files is the image's input list, so this determines the own
@@ -275,13 +311,10 @@ pub fn self_hash<'db>(
     let Some(img) = graph.get(name) else {
         return Err(Diagnostic::new(format!("unknown image `{name}`")));
     };
-    let positions = image_own_files(db, files, key).clone()?;
-    let inputs: Vec<&String> = paths_at(db, files, &positions).collect();
-    let digest = own_hash(db, name, img, &inputs, variant)?;
+    let (entries, vouched) = own_entries(db, files, name)?;
+    let digest = own_hash(db, files, img, &entries, variant);
     if let (Some(cache), Some(k)) = (db.leaf_cache(), &stored.key)
-        && inputs
-            .iter()
-            .all(|p| crate::cache::vouched_blob(db, db.file(p)).is_some())
+        && vouched
         && let Some(bytes) = encode(&digest)
     {
         cache.put(k.clone(), bytes);
@@ -289,32 +322,64 @@ pub fn self_hash<'db>(
     Ok(digest)
 }
 
-/// What [`self_hash`] computes, from the inputs' content digests.
+/// An image's own-hash entries: the union of its specs' entries, by
+/// position (each file once), and whether all were vouched. A file that
+/// cannot be hashed is the image's error (the first one in path order).
+fn own_entries(
+    db: &dyn Db,
+    files: FileSet,
+    name: &str,
+) -> Result<(Vec<OwnEntry>, bool), Diagnostic> {
+    let all = image_inputs(db, files).clone()?;
+    let Some(inputs) = all.get(name) else {
+        return Err(Diagnostic::new(format!("unknown image `{name}`")));
+    };
+    let inputs = inputs.as_ref().map_err(Clone::clone)?;
+    let specs: std::collections::BTreeSet<&InputSpec> = inputs.iter().map(|i| &i.spec).collect();
+    let mut entries: Vec<OwnEntry> = Vec::new();
+    let mut vouched = true;
+    let mut failed: Option<u32> = None;
+    for spec in specs {
+        match spec_entries(db, files, SpecKey::new(db, spec.clone())) {
+            Ok((e, v)) => {
+                entries.extend(e.iter().copied());
+                vouched &= *v;
+            }
+            Err(pos) => failed = Some(failed.map_or(*pos, |f| f.min(*pos))),
+        }
+    }
+    if let Some(pos) = failed {
+        let path = files.paths(db).get(pos as usize).map_or("", String::as_str);
+        let (why, hint) = match db.file(path).content(db) {
+            FileContent::Unreadable(w) => (w.to_string(), w.input_hint()),
+            _ => (
+                "does not exist".to_string(),
+                "a dangling symlink? fix or remove the file",
+            ),
+        };
+        return Err(Diagnostic::in_file(
+            path,
+            format!("input of image `{name}` cannot be hashed: {why}"),
+        )
+        .hint(hint));
+    }
+    entries.sort_unstable_by_key(|e| e.0);
+    entries.dedup_by_key(|e| e.0);
+    Ok((entries, vouched))
+}
+
+/// What [`self_hash`] computes, from the inputs' entries.
 fn own_hash(
     db: &dyn Db,
-    name: &str,
+    files: FileSet,
     img: &crate::images::Image,
-    inputs: &[&String],
+    entries: &[OwnEntry],
     variant: Variant<'_>,
-) -> Result<Digest20, Diagnostic> {
+) -> Digest20 {
+    let all = files.paths(db);
     let mut h = Sha1::new();
-    for path in inputs.iter() {
-        let file = db.file(path);
-        let Some(digest) = content_sha1(db, file) else {
-            let (why, hint) = match file.content(db) {
-                FileContent::Unreadable(w) => (w.to_string(), w.input_hint()),
-                _ => (
-                    "does not exist".to_string(),
-                    "a dangling symlink? fix or remove the file",
-                ),
-            };
-            return Err(Diagnostic::in_file(
-                path.as_str(),
-                format!("input of image `{name}` cannot be hashed: {why}"),
-            )
-            .hint(hint));
-        };
-        let mode = file.mode(db).git_mode();
+    for &(pos, mode, digest) in entries {
+        let path = all.get(pos as usize).map_or("", String::as_str);
         h.update(((mode & 0xffff) as u16).to_be_bytes());
         h.update(path.as_bytes());
         h.update(digest);
@@ -348,7 +413,7 @@ fn own_hash(
     );
     h.update(format!("sanitizer={}", variant.sanitizer(db)).as_bytes());
     h.update(b"mirror=ghcr");
-    Ok(h.finalize().into())
+    h.finalize().into()
 }
 
 /// RFC 4648 base32, as the reference renders fingerprints.

@@ -896,6 +896,21 @@ fn fingerprint_dangling_symlink() {
 }
 
 #[test]
+fn fingerprint_error_names_the_first_unhashable_input_in_path_order() {
+    // Two broken inputs of the cargo image, in different input specs: the
+    // crate directory (a `Dir`) sorts before `Cargo.lock` (a `File`) among
+    // the specs, but `Cargo.lock` comes first among the paths, as the
+    // image's input list is ordered.
+    let t = fingerprint_fixture();
+    symlink(t.path(), "src/app/src/zz.rs", "nowhere.rs");
+    std::fs::remove_file(t.path().join("Cargo.lock")).unwrap();
+    symlink(t.path(), "Cargo.lock", "nowhere.lock");
+    let o = pipetrim(t.path(), &["fingerprint"]);
+    assert_error(&o, "Cargo.lock", None, "cannot be hashed");
+    assert!(!o.stderr.contains("src/app/src/zz.rs"), "{}", o.stderr);
+}
+
+#[test]
 fn fingerprint_unreadable_file() {
     // Above the size bound pipetrim does not read a file: as unreadable as
     // a mode-000 one, also for root (who reads mode-000 files). Sparse, so
