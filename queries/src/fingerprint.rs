@@ -198,6 +198,25 @@ fn spec_entries<'db>(
     Ok((out.into(), vouched))
 }
 
+/// An image's distinct input specs, in spec order: what its own input files
+/// are the union of (the cache key and the own hash both go spec by spec).
+fn image_specs<'db>(
+    db: &'db dyn Db,
+    files: FileSet,
+    name: &str,
+) -> Result<Vec<SpecKey<'db>>, Diagnostic> {
+    let all = image_inputs(db, files).clone()?;
+    let Some(inputs) = all.get(name) else {
+        return Err(Diagnostic::new(format!("unknown image `{name}`")));
+    };
+    let inputs = inputs.as_ref().map_err(Clone::clone)?;
+    let specs: std::collections::BTreeSet<&InputSpec> = inputs.iter().map(|i| &i.spec).collect();
+    Ok(specs
+        .into_iter()
+        .map(|spec| SpecKey::new(db, spec.clone()))
+        .collect())
+}
+
 /// What an image's own input files are, for the persistent cache: the
 /// identities of its distinct input specs, in spec order. The union of
 /// the specs' files is the image's input list, so this determines the own
@@ -209,14 +228,11 @@ fn own_inputs_identity<'db>(
     files: FileSet,
     key: ImageName<'db>,
 ) -> Option<Digest20> {
-    let all = image_inputs(db, files).as_ref().ok()?;
-    let inputs = all.get(key.name(db))?.as_ref().ok()?;
-    let specs: std::collections::BTreeSet<&InputSpec> = inputs.iter().map(|i| &i.spec).collect();
+    let specs = image_specs(db, files, key.name(db)).ok()?;
     let mut h = Sha1::new();
     h.update((specs.len() as u64).to_le_bytes());
     for spec in specs {
-        let id = spec_identity(db, files, SpecKey::new(db, spec.clone()))?;
-        h.update(id);
+        h.update(spec_identity(db, files, spec)?);
     }
     Some(h.finalize().into())
 }
@@ -330,17 +346,11 @@ fn own_entries(
     files: FileSet,
     name: &str,
 ) -> Result<(Vec<OwnEntry>, bool), Diagnostic> {
-    let all = image_inputs(db, files).clone()?;
-    let Some(inputs) = all.get(name) else {
-        return Err(Diagnostic::new(format!("unknown image `{name}`")));
-    };
-    let inputs = inputs.as_ref().map_err(Clone::clone)?;
-    let specs: std::collections::BTreeSet<&InputSpec> = inputs.iter().map(|i| &i.spec).collect();
     let mut entries: Vec<OwnEntry> = Vec::new();
     let mut vouched = true;
     let mut failed: Option<u32> = None;
-    for spec in specs {
-        match spec_entries(db, files, SpecKey::new(db, spec.clone())) {
+    for spec in image_specs(db, files, name)? {
+        match spec_entries(db, files, spec) {
             Ok((e, v)) => {
                 entries.extend(e.iter().copied());
                 vouched &= *v;
