@@ -151,8 +151,11 @@ struct SpecKey<'db> {
 /// blob id (missing or unreadable: that is an error, never stored).
 #[salsa::tracked(returns(copy))]
 fn spec_identity<'db>(db: &'db dyn Db, files: FileSet, key: SpecKey<'db>) -> Option<Digest20> {
+    let all = files.paths(db);
+    let mut positions = Vec::new();
+    key.spec(db).expand_positions(db, files, &mut positions);
     let mut h = Sha1::new();
-    for path in key.spec(db).expand(db, files) {
+    for path in positions.iter().filter_map(|&i| all.get(i as usize)) {
         let file = db.file(path);
         let blob = file.stamp(db).blob()?;
         h.update(file.mode(db).git_mode().to_le_bytes());

@@ -48,8 +48,8 @@ impl InputSpec {
         }
     }
 
-    /// The positions in the file set (`files.paths`) of [`InputSpec::expand`]'s
-    /// files, appended to `out` in order.
+    /// The visible files this input stands for, as positions in the file
+    /// set (`files.paths`), appended to `out` in order.
     pub fn expand_positions(&self, db: &dyn Db, files: FileSet, out: &mut Vec<u32>) {
         let all = files.paths(db);
         match self {
@@ -68,24 +68,6 @@ impl InputSpec {
                     && let Ok(i) = u32::try_from(i)
                 {
                     out.push(i);
-                }
-            }
-        }
-    }
-
-    /// The visible files this input stands for.
-    pub fn expand<'a>(&'a self, db: &'a dyn Db, files: FileSet) -> Vec<&'a String> {
-        match self {
-            InputSpec::Dir { dir, .. } | InputSpec::Glob { dir, .. } => files
-                .under(db, dir)
-                .iter()
-                .filter(|p| self.matches(p))
-                .collect(),
-            InputSpec::File { path } => {
-                let all = files.paths(db);
-                match all.binary_search_by(|p| p.as_str().cmp(path)) {
-                    Ok(i) => vec![&all[i]],
-                    Err(_) => Vec::new(),
                 }
             }
         }
@@ -468,8 +450,8 @@ pub struct ImageName<'db> {
 
 /// One image's own input files, sorted and deduplicated, as positions in
 /// the file set (`files.paths`, which is sorted, so position order is path
-/// order): memoized per image, so fingerprints and reports expand each
-/// image once. Positions, not paths: at scale 10 the images' lists add up
+/// order): memoized per image, so reports and the pre-hashing of a
+/// fingerprint run expand each image once. Positions, not paths: at scale 10 the images' lists add up
 /// to 2 million entries, which as strings were most of a cold run's memory.
 #[salsa::tracked(returns(ref))]
 pub fn image_own_files<'db>(
