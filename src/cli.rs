@@ -47,6 +47,14 @@ pub struct Global {
     /// Run without the persistent cache (neither read nor written).
     #[arg(long, global = true)]
     pub no_cache: bool,
+    /// Read the checkout as git's index records it, not the work tree:
+    /// for CI jobs on a fresh checkout, where the two agree, this skips
+    /// checking every file on disk. Untracked files and unstaged edits are
+    /// not seen; `--uncommitted` counts staged changes only.
+    #[arg(long, global = true, env = "PIPETRIM_FROM_INDEX",
+          action = clap::ArgAction::SetTrue,
+          value_parser = clap::builder::FalseyValueParser::new())]
+    pub from_index: bool,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,7 +177,8 @@ pub struct ChangeArgs {
     /// Take the changed paths from FILE (one per line), or `-` for stdin.
     #[arg(long, value_name = "FILE")]
     pub changed_files: Option<String>,
-    /// Also count staged, unstaged and untracked changes.
+    /// Also count staged, unstaged and untracked changes (with
+    /// `--from-index`: staged changes only).
     #[arg(long)]
     pub uncommitted: bool,
 }
@@ -333,6 +342,7 @@ impl Global {
             } else {
                 self.cache_dir.clone().or_else(crate::cache::default_dir)
             },
+            from_index: self.from_index,
         })
     }
 }

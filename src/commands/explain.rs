@@ -7,7 +7,7 @@ use crate::error::Error;
 use crate::output::explain::{Evidence, explain_json, explain_text};
 
 pub fn run(g: &Global, step: &str, a: &ChangeArgs) -> Result<i32, Error> {
-    let changes = changes(&g.repo, a)?;
+    let changes = changes(g, &g.repo, a)?;
     let (s, p) = planned(g, changes.paths, changes.unknown)?;
     let ev = Evidence::of(&s);
     let Some(d) = p.steps.iter().find(|d| d.id == step) else {

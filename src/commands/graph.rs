@@ -9,7 +9,7 @@ use crate::output::graph;
 pub fn run(g: &Global, step: Option<&str>, a: &ChangeArgs) -> Result<i32, Error> {
     let mut s = session(g)?;
     if a.base.is_some() || a.changed_files.is_some() || a.uncommitted {
-        let changes = changes(&s.root, a)?;
+        let changes = changes(g, &s.root, a)?;
         s.set_changes(changes.paths, changes.unknown);
     }
     let mut view = graph::build(&s)?;

@@ -36,12 +36,17 @@ fn session(g: &Global) -> Result<Session, Error> {
 }
 
 /// The change set the flags ask for, in the checkout at `root`.
-fn changes(root: &Path, a: &ChangeArgs) -> Result<ResolvedChanges, Error> {
+fn changes(g: &Global, root: &Path, a: &ChangeArgs) -> Result<ResolvedChanges, Error> {
+    let uncommitted = match (a.uncommitted, g.from_index) {
+        (false, _) => changes::Uncommitted::No,
+        (true, false) => changes::Uncommitted::All,
+        (true, true) => changes::Uncommitted::Staged,
+    };
     changes::resolve(
         root,
         a.base.as_deref(),
         a.changed_files.as_deref(),
-        a.uncommitted,
+        uncommitted,
     )
 }
 

@@ -178,7 +178,7 @@ fn open_with_changes(
 ) -> (Result<Session, Error>, Result<ResolvedChanges, Error>) {
     std::thread::scope(|scope| {
         let changes = scope.spawn(|| {
-            let c = changes(&g.repo, &a.changes);
+            let c = changes(g, &g.repo, &a.changes);
             crate::timeline::mark("changes (thread)");
             c
         });

@@ -19,6 +19,16 @@ pub struct ResolvedChanges {
     pub against: String,
 }
 
+/// Which uncommitted work counts as changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Uncommitted {
+    No,
+    /// Staged, unstaged and untracked (`--uncommitted`).
+    All,
+    /// What the index holds only (`--uncommitted --from-index`).
+    Staged,
+}
+
 /// The change set from `changed_files` (a file, or `-` for stdin) if
 /// given, else from git: the merge base of HEAD and `base` (default
 /// `origin/main`, then `main`), plus uncommitted changes if asked.
@@ -26,7 +36,7 @@ pub fn resolve(
     root: &Path,
     base: Option<&str>,
     changed_files: Option<&str>,
-    uncommitted: bool,
+    uncommitted: Uncommitted,
 ) -> Result<ResolvedChanges, Error> {
     if let Some(src) = changed_files {
         let mut text = String::new();
@@ -59,8 +69,12 @@ pub fn resolve(
             merge_base,
             mut paths,
         } => {
-            if uncommitted {
-                match git::uncommitted(root) {
+            if uncommitted != Uncommitted::No {
+                let more = git::uncommitted_parts(root).map(|p| match uncommitted {
+                    Uncommitted::Staged => p.staged,
+                    _ => p.staged.into_iter().chain(p.worktree).collect(),
+                });
+                match more {
                     Ok(more) => paths.extend(more),
                     Err(e) => {
                         return Ok(ResolvedChanges {

@@ -163,25 +163,31 @@ impl TreeLoader {
     /// The blob's content; one that cannot be found is remembered as
     /// `path` (see [`TreeLoader::unreadable`]).
     fn read_blob(&self, path: &str, oid: ObjectId) -> FileContent {
-        let repo = self.repo.to_thread_local();
-        // As the disk loader: big files are not read (nor parsed).
-        if let Ok(h) = repo.find_header(oid)
-            && h.size() > crate::repo::load::MAX_PARSE_BYTES
-        {
-            return FileContent::Unreadable(Unreadable::TooLarge {
-                limit: crate::repo::load::MAX_PARSE_BYTES,
-            });
+        let content = blob_content(&self.repo.to_thread_local(), oid);
+        if matches!(content, FileContent::Unreadable(Unreadable::Io(_))) {
+            self.unreadable
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(path.to_string());
         }
-        match repo.find_blob(oid) {
-            Ok(blob) => FileContent::Bytes(blob.data.clone().into()),
-            Err(e) => {
-                self.unreadable
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(path.to_string());
-                FileContent::Unreadable(Unreadable::Io(e.to_string()))
-            }
-        }
+        content
+    }
+}
+
+/// A blob's bytes from the object store; as the disk loader, a blob over
+/// [`MAX_PARSE_BYTES`](crate::repo::load::MAX_PARSE_BYTES) is not read, and
+/// one that cannot be found is unreadable (fail safe).
+pub(crate) fn blob_content(repo: &gix::Repository, oid: ObjectId) -> FileContent {
+    if let Ok(h) = repo.find_header(oid)
+        && h.size() > crate::repo::load::MAX_PARSE_BYTES
+    {
+        return FileContent::Unreadable(Unreadable::TooLarge {
+            limit: crate::repo::load::MAX_PARSE_BYTES,
+        });
+    }
+    match repo.find_blob(oid) {
+        Ok(blob) => FileContent::Bytes(blob.data.clone().into()),
+        Err(e) => FileContent::Unreadable(Unreadable::Io(e.to_string())),
     }
 }
 

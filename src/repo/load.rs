@@ -181,7 +181,7 @@ fn is_lossy(full: &Path) -> bool {
 
 /// Reads `full` (following symlinks) within the size bound; with the
 /// file's metadata taken after the read (regular files only).
-fn read_checked(full: &Path) -> (FileContent, Option<std::fs::Metadata>) {
+pub(crate) fn read_checked(full: &Path) -> (FileContent, Option<std::fs::Metadata>) {
     let target = match std::fs::metadata(full) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && is_lossy(full) => {
@@ -725,7 +725,7 @@ pub fn read_index(root: &Path) -> Result<Option<gix::index::File>, Error> {
     read_repo_index(&repo).map(Some)
 }
 
-fn read_repo_index(repo: &gix::Repository) -> Result<gix::index::File, Error> {
+pub(crate) fn read_repo_index(repo: &gix::Repository) -> Result<gix::index::File, Error> {
     // Read the index without verifying its trailing checksum: git just
     // wrote it, and hashing the whole file is most of the cost.
     gix::index::File::at_or_default(

@@ -5,6 +5,7 @@ pub mod changes;
 pub mod git;
 pub mod gitload;
 pub mod history;
+pub mod indexload;
 pub mod load;
 pub mod roots;
 pub mod session;

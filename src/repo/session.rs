@@ -8,6 +8,7 @@ use pipetrim_queries::{Database, Workspace};
 use salsa::Setter;
 
 use crate::error::Error;
+use crate::repo::indexload::IndexLoader;
 use crate::repo::load::{DiskLoader, scan_cached};
 
 /// How to build the model.
@@ -18,6 +19,9 @@ pub struct SessionOptions {
     pub lazy_imports: bool,
     /// The persistent cache's directory; `None` runs without it.
     pub cache_dir: Option<PathBuf>,
+    /// Read the checkout as the git index records it (`--from-index`,
+    /// [`crate::repo::indexload`]), not the work tree.
+    pub from_index: bool,
 }
 
 impl Default for SessionOptions {
@@ -27,6 +31,7 @@ impl Default for SessionOptions {
             python_roots: vec!["misc/python".into()],
             lazy_imports: false,
             cache_dir: None,
+            from_index: false,
         }
     }
 }
@@ -40,6 +45,10 @@ pub struct Session {
 impl Session {
     /// Loads the visible files of `root`; contents are read on demand.
     pub fn open(root: &Path, opts: &SessionOptions) -> Result<Self, Error> {
+        if opts.from_index {
+            let (files, loader) = IndexLoader::open(root)?;
+            return Ok(Self::from_parts(root, files, Arc::new(loader), opts));
+        }
         let cache = opts.cache_dir.as_deref().map(crate::cache::shared);
         let (files, index) = scan_cached(root, cache.as_deref())?;
         Ok(Self::from_parts(

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Output;
 
-use pipetrim::repo::git::{Changes, changes_against, uncommitted};
+use pipetrim::repo::git::{Changes, changes_against, uncommitted, uncommitted_parts};
 use pipetrim::repo::load::{scan, scan_cached};
 use pipetrim::repo::session::{Session, SessionOptions};
 use pipetrim_queries::Db;
@@ -18,7 +18,7 @@ use proptest::test_runner::{Config, RngSeed};
 
 use crate::common::{self, Fixture};
 
-fn cfg() -> Config {
+pub(crate) fn cfg() -> Config {
     let cases = std::env::var("PIPETRIM_FUZZ_CASES")
         .ok()
         .and_then(|c| c.parse().ok())
@@ -40,9 +40,21 @@ fn answers(root: &Path, cache_dir: Option<&Path>) -> String {
 /// [`answers`], with or without `--lazy-imports`, plus every composition's
 /// import closure and images (the analysis the cache keeps whole).
 fn answers_with(root: &Path, cache_dir: Option<&Path>, lazy_imports: bool) -> String {
+    answers_opts(root, cache_dir, lazy_imports, false)
+}
+
+/// [`answers_with`], of the work tree or (`from_index`) of the git index,
+/// whose uncommitted changes are the staged ones only.
+pub(crate) fn answers_opts(
+    root: &Path,
+    cache_dir: Option<&Path>,
+    lazy_imports: bool,
+    from_index: bool,
+) -> String {
     let opts = SessionOptions {
         cache_dir: cache_dir.map(Path::to_path_buf),
         lazy_imports,
+        from_index,
         ..SessionOptions::default()
     };
     let mut s = Session::open(root, &opts).expect("session");
@@ -50,7 +62,11 @@ fn answers_with(root: &Path, cache_dir: Option<&Path>, lazy_imports: bool) -> St
         Changes::Known { paths, .. } => paths,
         Changes::Unknown(why) => panic!("change set: {why}"),
     };
-    changed.extend(uncommitted(root).expect("uncommitted"));
+    if from_index {
+        changed.extend(uncommitted_parts(root).expect("uncommitted").staged);
+    } else {
+        changed.extend(uncommitted(root).expect("uncommitted"));
+    }
     s.set_changes(changed, None);
     let db = &s.db;
     let files = s.ws.files(db);
@@ -94,7 +110,7 @@ fn answers_with(root: &Path, cache_dir: Option<&Path>, lazy_imports: bool) -> St
 }
 
 /// An edit of the fixture (indexes into a fixed palette).
-fn apply(f: &Fixture, kind: u8, arg: u8) {
+pub(crate) fn apply(f: &Fixture, kind: u8, arg: u8) {
     let toggle = |p: &str, line: &str| {
         let t = f.read(p);
         if t.contains(line) {

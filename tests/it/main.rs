@@ -11,6 +11,7 @@ mod cache;
 mod cli;
 mod explain;
 mod failsafe;
+mod from_index;
 mod fuzz;
 mod generated;
 mod git_diff;

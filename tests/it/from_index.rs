@@ -1,0 +1,239 @@
+//! `--from-index`: the answers are those of the git index, whatever the
+//! work tree holds, and a run on a dirty work tree never leaves the cache
+//! with an entry that changes a later work-tree answer.
+
+use std::path::Path;
+
+use proptest::prelude::*;
+
+use crate::cache::{answers_opts, apply, cfg};
+use crate::common::{self, Fixture};
+
+/// A copy of the fixture's repository whose work tree is its index:
+/// unstaged edits undone, deleted files back, untracked files gone.
+fn index_as_work_tree(f: &Fixture, to: &Path) {
+    common::copy_dir(&f.repo, to);
+    f.git_in(to, &["checkout-index", "--all", "--force"]);
+    f.git_in(to, &["clean", "-fdq"]);
+}
+
+/// Stages part of the work tree (by `pick`): all of it, one directory, or
+/// nothing.
+fn stage(f: &Fixture, pick: u8) {
+    match pick % 3 {
+        0 => {
+            f.git(&["add", "-A"]);
+        }
+        1 => {
+            let _ = common::git(&f.repo, &f.home, &["add", "-A", "--", "src", "test"]);
+        }
+        _ => {}
+    }
+}
+
+proptest! {
+    #![proptest_config(cfg())]
+
+    /// Random edits, some staged: the answers `--from-index` gives on the
+    /// dirty work tree (with and without the cache) equal the ordinary
+    /// answers of a checkout of that index; and the ordinary answers on the
+    /// dirty work tree are the same with the cache the index runs filled.
+    #[test]
+    fn answers_from_the_index_are_those_of_the_index(
+        steps in proptest::collection::vec(
+            (proptest::collection::vec((any::<u8>(), any::<u8>()), 1..4), any::<u8>()),
+            1..5,
+        )
+    ) {
+        let f = Fixture::git_repo();
+        f.write(".gitignore", "");
+        let dir = f.tmp.path().join("cache");
+        let cache = pipetrim::cache::shared(&dir);
+        for (n, (edits, pick)) in steps.into_iter().enumerate() {
+            for (kind, arg) in edits {
+                apply(&f, kind, arg);
+            }
+            stage(&f, pick);
+            let from_index = answers_opts(&f.repo, Some(&dir), false, true);
+            cache.flush();
+            let again = answers_opts(&f.repo, Some(&dir), false, true);
+            let uncached = answers_opts(&f.repo, None, false, true);
+            prop_assert_eq!(&from_index, &uncached);
+            prop_assert_eq!(&again, &uncached);
+
+            let clean = f.tmp.path().join(format!("clean{n}"));
+            index_as_work_tree(&f, &clean);
+            let want = answers_opts(&clean, None, false, false);
+            prop_assert_eq!(&from_index, &want);
+
+            // The work tree's own answers, with the cache filled above.
+            let work_tree = answers_opts(&f.repo, Some(&dir), false, false);
+            cache.flush();
+            prop_assert_eq!(work_tree, answers_opts(&f.repo, None, false, false));
+        }
+    }
+}
+
+/// The fixture with a committed change on `feature`.
+fn changed() -> Fixture {
+    let f = Fixture::git_repo();
+    f.append("src/testdrive/src/main.rs", "// changed\n");
+    f.commit("change");
+    f
+}
+
+/// On a clean checkout (a CI agent's), the pipeline and the report are
+/// byte for byte those of the ordinary run, by the flag or the variable.
+#[test]
+fn a_clean_checkout_gives_the_same_pipeline() {
+    let f = changed();
+    let cache = f.tmp.path().join("cache");
+    let cache = cache.to_str().unwrap();
+    let normal = f.pipetrim(&["trim", "--base", "main", "--cache-dir", cache], &[]);
+    assert!(normal.status.success(), "{normal:?}");
+    for (args, env) in [
+        (&["--from-index"][..], &[][..]),
+        (&[][..], &[("PIPETRIM_FROM_INDEX", "1")][..]),
+    ] {
+        let mut all = vec!["trim", "--base", "main", "--cache-dir", cache];
+        all.extend_from_slice(args);
+        let o = f.pipetrim(&all, env);
+        assert!(o.status.success(), "{o:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&normal.stdout)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&o.stderr),
+            String::from_utf8_lossy(&normal.stderr)
+        );
+    }
+    // A false value leaves the mode off: the untracked file below counts.
+    f.write("src/testdrive/ci/new.txt", "x\n");
+    let fp = |env: &[(&str, &str)]| {
+        let o = f.pipetrim(
+            &["fingerprint", "--arch", "x86_64", "--format", "json"],
+            env,
+        );
+        assert!(o.status.success(), "{o:?}");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert_ne!(
+        fp(&[("PIPETRIM_FROM_INDEX", "0")]),
+        fp(&[("PIPETRIM_FROM_INDEX", "1")])
+    );
+}
+
+/// What the work tree holds beyond the index is not seen: an unstaged
+/// edit, an untracked file, a deleted file. Each changes the ordinary
+/// fingerprints; none changes those from the index.
+#[test]
+fn unstaged_edits_and_untracked_files_are_not_seen() {
+    let f = changed();
+    let fp = |extra: &[&str]| {
+        let mut args = vec![
+            "fingerprint",
+            "--arch",
+            "x86_64",
+            "--format",
+            "json",
+            "--no-cache",
+        ];
+        args.extend_from_slice(extra);
+        let o = f.pipetrim(&args, &[]);
+        assert!(o.status.success(), "{o:?}");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let clean = fp(&[]);
+    type Edit = fn(&Fixture);
+    let edits: [(&str, Edit); 4] = [
+        ("an unstaged edit", |f| {
+            f.append("src/testdrive/src/main.rs", "// more\n")
+        }),
+        ("an untracked file", |f| {
+            f.write("src/testdrive/src/extra.rs", "\n")
+        }),
+        ("a deleted file", |f| {
+            std::fs::remove_file(f.path("src/testdrive/src/main.rs")).unwrap();
+        }),
+        ("an edited image definition", |f| {
+            f.append("src/testdrive/ci/mzbuild.yml", "publish: false\n");
+        }),
+    ];
+    for (what, edit) in edits {
+        edit(&f);
+        assert_ne!(fp(&[]), clean, "{what}: the work tree changed the answer");
+        assert_eq!(fp(&["--from-index"]), clean, "{what}");
+        f.git(&["checkout", "--", "."]);
+        let _ = common::git(&f.repo, &f.home, &["clean", "-fdq"]);
+    }
+    // Staged, it counts.
+    f.append("src/testdrive/src/main.rs", "// staged\n");
+    f.git(&["add", "src/testdrive/src/main.rs"]);
+    assert_ne!(fp(&["--from-index"]), clean);
+}
+
+/// `--uncommitted` with `--from-index` counts what is staged, not the
+/// unstaged edit of another file.
+#[test]
+fn uncommitted_from_the_index_is_what_is_staged() {
+    let f = Fixture::git_repo();
+    f.append("src/testdrive/src/main.rs", "// staged\n");
+    f.git(&["add", "src/testdrive/src/main.rs"]);
+    f.append("misc/images/prod-base/Dockerfile", "# unstaged\n");
+    let changed = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec![
+            "trim",
+            "--base",
+            "main",
+            "--format",
+            "json",
+            "--uncommitted",
+        ];
+        args.extend_from_slice(extra);
+        let o = f.pipetrim(&args, &[]);
+        assert!(o.status.success(), "{o:?}");
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let mut all: Vec<String> = v["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["changed_inputs"].as_array().cloned().unwrap_or_default())
+            .filter_map(|p| p.as_str().map(str::to_string))
+            .collect();
+        all.sort();
+        all.dedup();
+        all
+    };
+    let both = changed(&[]);
+    assert!(
+        both.contains(&"misc/images/prod-base/Dockerfile".to_string()),
+        "{both:?}"
+    );
+    assert!(
+        both.contains(&"src/testdrive/src/main.rs".to_string()),
+        "{both:?}"
+    );
+    assert_eq!(
+        changed(&["--from-index"]),
+        vec!["src/testdrive/src/main.rs"]
+    );
+}
+
+/// Where the mode cannot apply, the run stops with a usage error that
+/// says why: `watch` follows the work tree, and a plain directory has no
+/// index.
+#[test]
+fn the_mode_refuses_watch_and_plain_directories() {
+    let f = Fixture::git_repo();
+    let o = f.pipetrim(&["watch", "--from-index"], &[]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--from-index"), "{err}");
+
+    let p = Fixture::plain();
+    let o = p.pipetrim(&["images", "--from-index"], &[]);
+    assert_eq!(o.status.code(), Some(2), "{o:?}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("needs a git checkout"), "{err}");
+}
