@@ -17,7 +17,7 @@ use serde_yaml_ng::Value;
 
 use super::{changes, print_out, session};
 use crate::ci::env::{Overrides, TrimContext};
-use crate::ci::finish::{self, BuildHashes, FinishOptions};
+use crate::ci::finish::{self, BuildHashes};
 use crate::ci::{annotate, builds, trim, upload};
 use crate::cli::{Format, Global, TrimArgs};
 use crate::error::Error;
@@ -31,11 +31,17 @@ use crate::repo::session::Session;
 /// Runs `trim`. With `PIPETRIM_TIMINGS` set, the phases are marked on the
 /// run's timeline (`crate::timeline`).
 pub fn run(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
-    let (s, changes) = open_with_changes(g, a);
+    // The template and the priming do not need the change set: they run
+    // while the change set (gix) is still being computed.
+    let (s, changes) = open_with_changes(g, a, |s| {
+        let _ = template(&s.db, s.ws.options(&s.db));
+        crate::timeline::mark("template");
+        prime_plan(&s.db, s.ws);
+        crate::timeline::mark("prime");
+    });
     // A one-shot run: the OS frees the database faster than dropping it
     // query by query would.
     let mut s = ManuallyDrop::new(s?);
-    crate::timeline::mark("session");
     let changes = changes?;
     if let Some(why) = &changes.unknown {
         if a.strict {
@@ -56,7 +62,6 @@ pub fn run(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
     let mut ctx = TrimContext::from_env(&g.pipeline, &overrides(a), |k| std::env::var(k).ok())?;
     let db = &s.db;
     let tpl = template(db, s.ws.options(db)).clone()?;
-    crate::timeline::mark("template");
     let mut pipeline = tpl.value.clone();
     ctx.finish.lto = finish::compute_lto(
         &pipeline,
@@ -65,10 +70,33 @@ pub fn run(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
         ctx.finish.pull_request,
         ctx.finish.release_lto_build,
     );
-    prime_plan(db, s.ws);
-    crate::timeline::mark("prime");
-    let plan_result = plan(db, s.ws).clone();
-    crate::timeline::mark("plan");
+    // The build steps' concurrency groups (and skips) need the image specs
+    // of both arches; only the YAML uses them. They do not depend on the
+    // change set: computed beside the plan, on a second database handle.
+    let (plan_result, hashes) = if g.format == Format::Json {
+        let p = plan(db, s.ws).clone();
+        crate::timeline::mark("plan");
+        (p, None)
+    } else {
+        // A handle is Send, not Sync: each side gets its own.
+        let (ws, mine) = (s.ws, db.clone());
+        let other = Session {
+            root: s.root.clone(),
+            db: db.clone(),
+            ws,
+        };
+        let finish = &ctx.finish;
+        let (p, h) = rayon::join(
+            move || {
+                let p = plan(&mine, ws).clone();
+                crate::timeline::mark("plan");
+                p
+            },
+            move || builds::build_hashes(&other, finish, a.exists_cmd.as_deref()),
+        );
+        crate::timeline::mark("fingerprints");
+        (p, Some(h))
+    };
     let no_trim = ctx.no_trim_reason();
     // The plan fails only when the template does not load, and that was
     // checked above: a broken template exits 2 with its file and line in
@@ -79,16 +107,13 @@ pub fn run(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
     {
         return Err(Error::Input(e.clone()));
     }
+    if let Some(h) = hashes {
+        ctx.finish.build_hashes = hashes_or_warn(h);
+    }
     // Test selection first: it counts steps of the untrimmed pipeline.
     ctx.select_tests(&mut pipeline)?;
     let decision = trim::decide(no_trim.as_deref(), &plan, unknown.as_deref(), &against);
     trim::apply(&mut pipeline, &plan, &decision, s.ws.changes(db).paths(db))?;
-    if g.format != Format::Json {
-        // The build steps' concurrency groups (and skips) need the image
-        // specs of both arches; only the YAML uses them.
-        ctx.finish.build_hashes = build_hashes_or_warn(&s, &ctx.finish, a.exists_cmd.as_deref());
-        crate::timeline::mark("fingerprints");
-    }
     finish::finish(&mut pipeline, &ctx.finish)
         .map_err(|e| Error::Usage(format!("{}: {e}", tpl.path)))?;
     crate::timeline::mark("finish");
@@ -139,12 +164,8 @@ fn publish_markdown(s: &Session, summary: &Summary, a: &TrimArgs) -> Result<(), 
 
 /// The build hashes, or `None` with a warning: without them the build
 /// steps are left as the template has them (fail safe: builds run).
-fn build_hashes_or_warn(
-    s: &Session,
-    finish: &FinishOptions,
-    exists_cmd: Option<&str>,
-) -> Option<BuildHashes> {
-    match builds::build_hashes(s, finish, exists_cmd) {
+fn hashes_or_warn(hashes: Result<BuildHashes, Error>) -> Option<BuildHashes> {
+    match hashes {
         Ok(h) => Some(h),
         Err(e) => {
             warn(format_args!(
@@ -171,10 +192,11 @@ fn write_pipeline(pipeline: &Value, a: &TrimArgs) -> Result<i32, Error> {
 }
 
 /// The session and the change set, the change set (gix) computed while
-/// the files are listed.
+/// the files are listed and `prepare` warms the session.
 fn open_with_changes(
     g: &Global,
     a: &TrimArgs,
+    prepare: impl FnOnce(&Session),
 ) -> (Result<Session, Error>, Result<ResolvedChanges, Error>) {
     std::thread::scope(|scope| {
         let changes = scope.spawn(|| {
@@ -183,6 +205,10 @@ fn open_with_changes(
             c
         });
         let s = session(g);
+        crate::timeline::mark("session");
+        if let Ok(s) = &s {
+            prepare(s);
+        }
         let changes = changes
             .join()
             .unwrap_or_else(|_| Err(Error::Git("computing the change set panicked".into())));

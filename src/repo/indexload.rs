@@ -88,11 +88,13 @@ impl IndexLoader {
 /// entries). A name that is not UTF-8 is left out, as the work-tree scan
 /// leaves out such tracked names.
 fn index_files(index: &gix::index::File) -> Vec<String> {
-    let mut out: Vec<String> = index
-        .entries()
-        .iter()
-        .filter_map(|e| std::str::from_utf8(e.path(index)).ok().map(str::to_string))
-        .collect();
+    let mut out: Vec<String> = Vec::with_capacity(index.entries().len());
+    out.extend(
+        index
+            .entries()
+            .iter()
+            .filter_map(|e| std::str::from_utf8(e.path(index)).ok().map(str::to_string)),
+    );
     if !out.is_sorted() {
         out.sort();
     }
