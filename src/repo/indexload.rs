@@ -73,12 +73,15 @@ impl IndexLoader {
 
     /// The bytes of blob `id`: the work tree's file if it holds exactly
     /// them (the common case, and cheaper than the object store), else the
-    /// object store's.
+    /// object store's. Whether it does is decided as `git status` would:
+    /// by its stat against the index entry, else by hashing the bytes.
     fn blob(&self, path: &str, id: [u8; 20]) -> FileContent {
-        if let (FileContent::Bytes(b), _) = read_checked(&self.root.join(path))
-            && pipetrim_queries::db::blob_id(&b) == id
+        let (content, after) = read_checked(&self.root.join(path));
+        if let FileContent::Bytes(b) = &content
+            && (after.and_then(|m| self.disk.index_blob(path, &m)) == Some(id)
+                || pipetrim_queries::db::blob_id(b) == id)
         {
-            return FileContent::Bytes(b);
+            return content;
         }
         blob_content(&self.repo.to_thread_local(), gix::ObjectId::from(id))
     }

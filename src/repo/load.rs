@@ -48,7 +48,7 @@ impl DiskLoader {
     /// racily clean (modified in the second the index was written).
     /// Symlinks never qualify: the index holds the link text, the loader
     /// returns the target's bytes.
-    fn index_blob(&self, path: &str, meta: &std::fs::Metadata) -> Option<[u8; 20]> {
+    pub(crate) fn index_blob(&self, path: &str, meta: &std::fs::Metadata) -> Option<[u8; 20]> {
         let index = self.index()?;
         let entry =
             index.entry_by_path_and_stage(path.into(), gix::index::entry::Stage::Unconflicted)?;
