@@ -49,7 +49,9 @@ pub fn run(g: &Global, a: &BootstrapArgs) -> Result<i32, Error> {
             );
             let mut argv: Vec<std::ffi::OsString> = vec!["pipetrim".into(), "--repo".into()];
             argv.push(g.repo.clone().into_os_string());
-            argv.extend(["--pipeline".into(), a.target.clone().into(), "trim".into()]);
+            argv.extend(["--pipeline".into(), a.target.clone().into()]);
+            argv.extend(model_flags(g));
+            argv.push("trim".into());
             argv.extend(a.args.iter().map(Into::into));
             let cli = Cli::try_parse_from(argv).map_err(|e| {
                 Error::Usage(format!(
@@ -59,4 +61,27 @@ pub fn run(g: &Global, a: &BootstrapArgs) -> Result<i32, Error> {
             crate::cli::run(cli)
         }
     }
+}
+
+/// The global flags that shape the model, passed on to the generator's
+/// trim (`pipetrim --from-index bootstrap` trims from the index too).
+fn model_flags(g: &Global) -> Vec<std::ffi::OsString> {
+    let mut out: Vec<std::ffi::OsString> = Vec::new();
+    for root in &g.python_roots {
+        out.extend(["--python-root".into(), root.into()]);
+    }
+    if g.lazy_imports {
+        out.push("--lazy-imports".into());
+    }
+    if let Some(dir) = &g.cache_dir {
+        out.push("--cache-dir".into());
+        out.push(dir.clone().into_os_string());
+    }
+    if g.no_cache {
+        out.push("--no-cache".into());
+    }
+    if g.from_index {
+        out.push("--from-index".into());
+    }
+    out
 }

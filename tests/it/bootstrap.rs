@@ -74,3 +74,41 @@ fn all_images_present_runs_the_trim() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("ci.mkpipeline test"), "{out}");
 }
+
+/// The global flags reach the trim bootstrap runs: with `--from-index`
+/// before `bootstrap`, an untracked file in an image's context is not seen
+/// (the build steps' hashes are those of the clean checkout), exactly as
+/// with the flag given to the trim after `--`.
+#[test]
+fn global_flags_reach_the_generator() {
+    let dir = repo();
+    let home = tempfile::tempdir().expect("home");
+    let home = home.path();
+    crate::common::git(dir.path(), home, &["init", "-q", "-b", "main"]);
+    crate::common::git(dir.path(), home, &["add", "-A"]);
+    crate::common::git(dir.path(), home, &["commit", "-q", "-m", "base"]);
+    let list = dir.path().join(".git/changed.txt");
+    std::fs::write(&list, "src/testdrive/src/main.rs\n").expect("write");
+    let list = list.to_str().expect("utf-8");
+    let trim = |before: &[&str], after: &[&str]| {
+        let mut args: Vec<&str> = before.to_vec();
+        args.extend([
+            "bootstrap",
+            "--exists-cmd",
+            "true",
+            "--",
+            "--changed-files",
+            list,
+        ]);
+        args.extend_from_slice(after);
+        let (code, out, err) = run(dir.path(), &args);
+        assert_eq!(code, 0, "{err}");
+        out
+    };
+    let clean = trim(&[], &[]);
+    std::fs::write(dir.path().join("src/testdrive/ci/extra.txt"), "x\n").expect("write");
+    let dirty = trim(&[], &[]);
+    assert_ne!(dirty, clean, "the untracked file changes the build hashes");
+    assert_eq!(trim(&["--from-index"], &[]), clean);
+    assert_eq!(trim(&[], &["--from-index"]), clean);
+}
