@@ -6,7 +6,16 @@ use std::fmt;
 /// file and, where there is one, the line. Cloneable and hashable so that it
 /// can be the result of a memoized query.
 #[derive(
-    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+    Clone,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    salsa::SalsaValue,
 )]
 pub struct Diagnostic {
     pub file: Option<String>,

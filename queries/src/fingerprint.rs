@@ -202,12 +202,15 @@ fn spec_entries<'db>(
 }
 
 /// An image's distinct input specs, in spec order: what its own input files
-/// are the union of (the cache key and the own hash both go spec by spec).
+/// are the union of (the cache key, the own hash and the priming all go
+/// spec by spec, so it is memoized).
+#[salsa::tracked(returns(ref))]
 fn image_specs<'db>(
     db: &'db dyn Db,
     files: FileSet,
-    name: &str,
+    key: ImageName<'db>,
 ) -> Result<Vec<SpecKey<'db>>, Diagnostic> {
+    let name = key.name(db).as_str();
     let all = image_inputs(db, files).clone()?;
     let Some(inputs) = all.get(name) else {
         return Err(Diagnostic::new(format!("unknown image `{name}`")));
@@ -218,6 +221,30 @@ fn image_specs<'db>(
         .into_iter()
         .map(|spec| SpecKey::new(db, spec.clone()))
         .collect())
+}
+
+/// The distinct input specs of `images` (for priming their identities in
+/// parallel: a crate's spec is shared by every image that builds it, so
+/// going image by image leaves a thread waiting on a spec the other one
+/// stamps).
+pub fn distinct_specs(db: &dyn Db, files: FileSet, images: &[String]) -> Vec<InputSpec> {
+    let mut seen = rustc_hash::FxHashSet::default();
+    let mut out = Vec::new();
+    for name in images {
+        if let Ok(specs) = image_specs(db, files, ImageName::new(db, name.clone())) {
+            for &spec in specs {
+                if seen.insert(spec) {
+                    out.push(spec.spec(db).clone());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Computes one spec's identity (see [`distinct_specs`]).
+pub fn prime_spec_identity(db: &dyn Db, files: FileSet, spec: InputSpec) {
+    let _ = spec_identity(db, files, SpecKey::new(db, spec));
 }
 
 /// What an image's own input files are, for the persistent cache: the
@@ -231,10 +258,10 @@ fn own_inputs_identity<'db>(
     files: FileSet,
     key: ImageName<'db>,
 ) -> Option<Digest20> {
-    let specs = image_specs(db, files, key.name(db)).ok()?;
+    let specs = image_specs(db, files, key).as_ref().ok()?;
     let mut h = Sha1::new();
     h.update((specs.len() as u64).to_le_bytes());
-    for spec in specs {
+    for &spec in specs {
         h.update(spec_identity(db, files, spec)?);
     }
     Some(h.finalize().into())
@@ -330,7 +357,7 @@ pub fn self_hash<'db>(
     let Some(img) = graph.get(name) else {
         return Err(Diagnostic::new(format!("unknown image `{name}`")));
     };
-    let (entries, vouched) = own_entries(db, files, name)?;
+    let (entries, vouched) = own_entries(db, files, key)?;
     let digest = own_hash(db, files, img, &entries, variant);
     if let (Some(cache), Some(k)) = (db.leaf_cache(), &stored.key)
         && vouched
@@ -344,15 +371,15 @@ pub fn self_hash<'db>(
 /// An image's own-hash entries: the union of its specs' entries, by
 /// position (each file once), and whether all were vouched. A file that
 /// cannot be hashed is the image's error (the first one in path order).
-fn own_entries(
-    db: &dyn Db,
+fn own_entries<'db>(
+    db: &'db dyn Db,
     files: FileSet,
-    name: &str,
+    key: ImageName<'db>,
 ) -> Result<(Vec<OwnEntry>, bool), Diagnostic> {
     let mut entries: Vec<OwnEntry> = Vec::new();
     let mut vouched = true;
     let mut failed: Option<u32> = None;
-    for spec in image_specs(db, files, name)? {
+    for &spec in image_specs(db, files, key).as_ref().map_err(Clone::clone)? {
         match spec_entries(db, files, spec) {
             Ok((e, v)) => {
                 entries.extend(e.iter().copied());
@@ -372,7 +399,7 @@ fn own_entries(
         };
         return Err(Diagnostic::in_file(
             path,
-            format!("input of image `{name}` cannot be hashed: {why}"),
+            format!("input of image `{}` cannot be hashed: {why}", key.name(db)),
         )
         .hint(hint));
     }

@@ -87,6 +87,16 @@ pub fn prime_self_hashes(
     });
 }
 
+/// Stamps the files of every distinct input spec of `images`, spec by spec
+/// in parallel (the part of a warm fingerprint run that touches the work
+/// tree: an `lstat` per file).
+pub fn prime_spec_identities(db: &Database, files: crate::db::FileSet, images: &[String]) {
+    let specs = crate::fingerprint::distinct_specs(db, files, images);
+    specs.par_iter().for_each_with(db.clone(), |db, spec| {
+        crate::fingerprint::prime_spec_identity(db, files, spec.clone());
+    });
+}
+
 /// The images among `images` whose own hash for the variant is not in the
 /// persistent cache (looked up in parallel): only their inputs need hashing.
 pub fn unstored_self_hashes(

@@ -66,6 +66,7 @@ pub fn build_hashes(
     };
     // Warm: the own hashes come from the cache; hash only the inputs of
     // the images that miss for either arch.
+    prime::prime_spec_identities(db, files, &names);
     let mut missed: Vec<String> = ["x86_64", "aarch64"]
         .iter()
         .flat_map(|arch| prime::unstored_self_hashes(db, files, variant(arch), &names))

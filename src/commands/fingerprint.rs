@@ -40,6 +40,7 @@ pub fn run(g: &Global, a: &FingerprintArgs) -> Result<i32, Error> {
     };
     // Warm: the own hashes come from the cache; hash only the inputs of
     // the images that miss.
+    prime::prime_spec_identities(db, files, &names);
     let missed = prime::unstored_self_hashes(db, files, variant, &names);
     hash_with_progress(db, prime::prime_image_files(db, files, &missed));
     prime::prime_self_hashes(db, files, variant, &names);
