@@ -59,6 +59,12 @@ pub fn run(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
         against,
     } = changes;
     s.set_changes(paths, unknown.clone());
+    // The report says where the files came from when it is not the work tree.
+    let against = if g.from_index {
+        format!("{against}, with the files of the git index (--from-index)")
+    } else {
+        against
+    };
     let mut ctx = TrimContext::from_env(&g.pipeline, &overrides(a), |k| std::env::var(k).ok())?;
     let db = &s.db;
     let tpl = template(db, s.ws.options(db)).clone()?;

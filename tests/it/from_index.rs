@@ -82,8 +82,9 @@ fn changed() -> Fixture {
     f
 }
 
-/// On a clean checkout (a CI agent's), the pipeline and the report are
-/// byte for byte those of the ordinary run, by the flag or the variable.
+/// On a clean checkout (a CI agent's), the pipeline is byte for byte that
+/// of the ordinary run, by the flag or the variable, and so is the report
+/// but for its first line, which says where the files came from.
 #[test]
 fn a_clean_checkout_gives_the_same_pipeline() {
     let f = changed();
@@ -103,9 +104,15 @@ fn a_clean_checkout_gives_the_same_pipeline() {
             String::from_utf8_lossy(&o.stdout),
             String::from_utf8_lossy(&normal.stdout)
         );
+        let want = String::from_utf8_lossy(&normal.stderr);
+        let (first, rest) = want.split_once('\n').expect("a report");
+        assert!(
+            first.starts_with("--- trimmed against merge base "),
+            "{first}"
+        );
         assert_eq!(
             String::from_utf8_lossy(&o.stderr),
-            String::from_utf8_lossy(&normal.stderr)
+            format!("{first}, with the files of the git index (--from-index)\n{rest}")
         );
     }
     // A false value leaves the mode off: the untracked file below counts.
