@@ -249,9 +249,10 @@ impl WatchEngine {
             };
             match std::fs::symlink_metadata(root.join(p)) {
                 Ok(meta) if meta.is_dir() => {
-                    if children || !excludes.is_excluded(p, true) {
-                        // A directory appeared or was renamed here: its
-                        // files may not have events of their own.
+                    // A directory appeared or was renamed here: its files
+                    // may not have events of their own. An ignored one
+                    // still holds the files the index tracks there.
+                    if children || !excludes.is_excluded(p, true) || excludes.tracks_below(p) {
                         rescan = true;
                         touched.insert(p.to_string());
                     }
@@ -542,6 +543,24 @@ impl Excludes {
     }
 
     fn is_tracked(&mut self, path: &str) -> bool {
+        self.tracked().contains(path)
+    }
+
+    /// Whether the index tracks a file below the directory `dir`: such
+    /// files count even where git ignores the directory.
+    fn tracks_below(&mut self, dir: &str) -> bool {
+        let below = format!("{dir}/");
+        self.tracked()
+            .range::<str, _>((
+                std::ops::Bound::Included(below.as_str()),
+                std::ops::Bound::Unbounded,
+            ))
+            .next()
+            .is_some_and(|p| p.starts_with(&below))
+    }
+
+    /// The index's paths, read on first use.
+    fn tracked(&mut self) -> &BTreeSet<String> {
         if self.index.is_none() {
             let mut set = BTreeSet::new();
             if let Some(repo) = self.repo()
@@ -555,7 +574,7 @@ impl Excludes {
             }
             self.index = Some(set);
         }
-        self.index.as_ref().is_some_and(|s| s.contains(path))
+        self.index.get_or_insert_with(BTreeSet::new)
     }
 
     /// Whether git ignores `path` or one of its parent directories. When

@@ -412,6 +412,28 @@ proptest! {
 
 // ---------------------------------------------------------------- scenarios
 
+/// A directory of tracked files renamed away, its parent then ignored, and
+/// the directory renamed back: the files are tracked, so they count inside
+/// the ignored directory, and the watcher must see them come back (the
+/// property test above found this: the watcher took the directory for
+/// ignored and did not look inside).
+#[test]
+fn tracked_files_come_back_into_an_ignored_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path();
+    fixture(root);
+    let mut live = engine(root);
+    live.evaluate();
+    let mut counter = 0;
+    for e in [Edit::RenameDir, Edit::Gitignore(1), Edit::RenameDir] {
+        let events = apply_edit(root, &e, &mut counter);
+        live.apply(&events);
+        let fresh = engine(root);
+        assert_eq!(live.session.files(), fresh.session.files(), "after {e:?}");
+    }
+    assert!(live.session.files().contains(&"doc/user/index.md".to_string()));
+}
+
 #[test]
 fn broken_mzbuild_is_an_error_and_recovers() {
     let dir = tempfile::tempdir().expect("tempdir");
