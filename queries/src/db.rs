@@ -370,7 +370,9 @@ pub struct Database {
     analysed: Arc<dashmap::DashSet<File>>,
     /// The keys of `files`, sorted: [`Database::loaded_under`] answers a
     /// `watch` event with a range instead of a walk of the whole map.
-    loaded: Arc<Mutex<std::collections::BTreeSet<String>>>,
+    /// Built on the first such question (`None` until then), so that a
+    /// one-shot run does not pay for it.
+    loaded: Arc<Mutex<Option<std::collections::BTreeSet<String>>>>,
 }
 
 impl Database {
@@ -438,7 +440,11 @@ impl Database {
 
     /// The loaded paths at or below `path` (a file or a directory).
     pub fn loaded_under(&self, path: &str) -> Vec<String> {
-        if let Ok(loaded) = self.loaded.lock() {
+        if let Ok(mut guard) = self.loaded.lock() {
+            // `file` inserts into `files` before it takes this lock, so a
+            // path is either in the map walked here or added afterwards.
+            let loaded =
+                guard.get_or_insert_with(|| self.files.iter().map(|e| e.key().clone()).collect());
             let below = format!("{path}/");
             let exact = loaded.get(path).cloned();
             return exact
@@ -512,14 +518,22 @@ impl Db for Database {
             return *f;
         }
         let (stamp, mode) = self.loader.stamp(path);
-        *self.files.entry(path.to_string()).or_insert_with(|| {
-            if let Ok(mut loaded) = self.loaded.lock() {
-                loaded.insert(path.to_string());
-            }
+        let mut created = false;
+        let file = *self.files.entry(path.to_string()).or_insert_with(|| {
+            created = true;
             File::builder(path.to_string(), stamp, mode)
                 .durability(durability_of(path))
                 .new(self)
-        })
+        });
+        // After the map's shard lock is released (`loaded_under` walks the
+        // map under this lock).
+        if created
+            && let Ok(mut loaded) = self.loaded.lock()
+            && let Some(set) = loaded.as_mut()
+        {
+            set.insert(path.to_string());
+        }
+        file
     }
 
     fn loader(&self) -> &dyn Loader {
@@ -563,9 +577,12 @@ mod tests {
         assert_eq!(under("a/b/c.py"), ["a/b/c.py"]);
         assert!(under("c").is_empty());
         assert!(under("a/b/c").is_empty());
+        // The index is built on the first question; later files join it.
+        db.file("a/b/new.rs");
+        assert_eq!(under("a/b"), ["a/b", "a/b/c.py", "a/b/new.rs"]);
         let mut all = db.loaded_paths();
         all.sort();
-        assert_eq!(all.len(), 7);
+        assert_eq!(all.len(), 8);
     }
 
     #[test]
