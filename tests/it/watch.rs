@@ -431,7 +431,11 @@ fn tracked_files_come_back_into_an_ignored_directory() {
         let fresh = engine(root);
         assert_eq!(live.session.files(), fresh.session.files(), "after {e:?}");
     }
-    assert!(live.session.files().contains(&"doc/user/index.md".to_string()));
+    assert!(
+        live.session
+            .files()
+            .contains(&"doc/user/index.md".to_string())
+    );
 }
 
 #[test]
