@@ -100,6 +100,7 @@ impl WatchEngine {
 
     /// An engine over an existing session (tests: a database with a log).
     pub fn from_session(session: Session, base: Option<String>) -> Self {
+        session.db.track_loaded();
         WatchEngine {
             session,
             base,

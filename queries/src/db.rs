@@ -438,13 +438,29 @@ impl Database {
         changed
     }
 
+    /// Keeps the sorted index of loaded paths from now on, so that the
+    /// first [`Database::loaded_under`] does not build it (`watch` asks on
+    /// every event, and its first answer should not pay for that).
+    pub fn track_loaded(&self) {
+        if let Ok(mut guard) = self.loaded.lock() {
+            self.index_loaded(&mut guard);
+        }
+    }
+
+    /// The index, built from the map if it is not kept yet. `file` inserts
+    /// into the map before it takes the index's lock, so a path is either
+    /// in the walk or inserted after it.
+    fn index_loaded<'g>(
+        &self,
+        guard: &'g mut Option<std::collections::BTreeSet<String>>,
+    ) -> &'g std::collections::BTreeSet<String> {
+        guard.get_or_insert_with(|| self.files.iter().map(|e| e.key().clone()).collect())
+    }
+
     /// The loaded paths at or below `path` (a file or a directory).
     pub fn loaded_under(&self, path: &str) -> Vec<String> {
         if let Ok(mut guard) = self.loaded.lock() {
-            // `file` inserts into `files` before it takes this lock, so a
-            // path is either in the map walked here or added afterwards.
-            let loaded =
-                guard.get_or_insert_with(|| self.files.iter().map(|e| e.key().clone()).collect());
+            let loaded = self.index_loaded(&mut guard);
             let below = format!("{path}/");
             let exact = loaded.get(path).cloned();
             return exact
