@@ -6,8 +6,9 @@
 //! directory for untracked files) is most of a warm run. This mode answers
 //! for the index instead, exactly: the files are the index entries (as
 //! `git ls-files` lists them), each stamped with its entry's blob id, and a
-//! file whose bytes are needed is read from the work tree only when they
-//! hash to that blob; otherwise the blob comes from the object store. So a
+//! file whose bytes are needed is read from the work tree only when its
+//! stat matches the entry or its bytes hash to that blob; otherwise the
+//! blob comes from the object store. So a
 //! dirty work tree never changes the answer (nor poisons the cache): the
 //! answer is the index's. Untracked files and unstaged edits are not seen.
 
