@@ -152,8 +152,7 @@ struct SpecKey<'db> {
 #[salsa::tracked(returns(copy))]
 fn spec_identity<'db>(db: &'db dyn Db, files: FileSet, key: SpecKey<'db>) -> Option<Digest20> {
     let all = files.paths(db);
-    let mut positions = Vec::new();
-    key.spec(db).expand_positions(db, files, &mut positions);
+    let positions = spec_positions(db, files, key);
     let mut h = Sha1::new();
     for path in positions.iter().filter_map(|&i| all.get(i as usize)) {
         let file = db.file(path);
@@ -163,6 +162,13 @@ fn spec_identity<'db>(db: &'db dyn Db, files: FileSet, key: SpecKey<'db>) -> Opt
         h.update(blob);
     }
     Some(h.finalize().into())
+}
+
+/// The files of one input spec, as positions in the file set, in order.
+fn spec_positions(db: &dyn Db, files: FileSet, key: SpecKey<'_>) -> Vec<u32> {
+    let mut positions = Vec::new();
+    key.spec(db).expand_positions(db, files, &mut positions);
+    positions
 }
 
 /// One file of an own hash: its position in the file set, git mode and
@@ -183,8 +189,7 @@ fn spec_entries<'db>(
     key: SpecKey<'db>,
 ) -> Result<(Arc<[OwnEntry]>, bool), u32> {
     let all = files.paths(db);
-    let mut positions = Vec::new();
-    key.spec(db).expand_positions(db, files, &mut positions);
+    let positions = spec_positions(db, files, key);
     let mut out = Vec::with_capacity(positions.len());
     let mut vouched = true;
     for pos in positions {

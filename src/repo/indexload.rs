@@ -12,7 +12,7 @@
 //! dirty work tree never changes the answer (nor poisons the cache): the
 //! answer is the index's. Untracked files and unstaged edits are not seen.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use gix::index::entry::{Flags, Mode, Stage};
@@ -26,7 +26,6 @@ use crate::repo::load::{DiskLoader, read_checked, read_repo_index};
 /// everything else (symlinks, submodules, conflicts, intent-to-add
 /// entries, paths the index lacks) as the [`DiskLoader`] does.
 pub struct IndexLoader {
-    root: PathBuf,
     index: Arc<gix::index::File>,
     repo: gix::ThreadSafeRepository,
     disk: DiskLoader,
@@ -47,7 +46,6 @@ impl IndexLoader {
         Ok((
             index_files(&index),
             IndexLoader {
-                root: root.to_path_buf(),
                 disk: DiskLoader::with_index(root, Some(Arc::clone(&index))),
                 index,
                 repo: repo.into_sync(),
@@ -77,7 +75,7 @@ impl IndexLoader {
     /// object store's. Whether it does is decided as `git status` would:
     /// by its stat against the index entry, else by hashing the bytes.
     fn blob(&self, path: &str, id: [u8; 20]) -> FileContent {
-        let (content, after) = read_checked(&self.root.join(path));
+        let (content, after) = read_checked(&self.disk.root().join(path));
         if let FileContent::Bytes(b) = &content
             && (after.and_then(|m| self.disk.index_blob(path, &m)) == Some(id)
                 || pipetrim_queries::db::blob_id(b) == id)

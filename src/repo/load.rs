@@ -34,6 +34,11 @@ impl DiskLoader {
         }
     }
 
+    /// The directory the loader reads below.
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// Replaces the index blob ids are taken from (after `.git/index` changed).
     pub fn set_index(&self, index: Option<Arc<gix::index::File>>) {
         *self.index.write().unwrap_or_else(|e| e.into_inner()) = index;

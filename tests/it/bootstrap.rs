@@ -43,24 +43,31 @@ fn missing_images_give_the_bootstrap_pipeline() {
     );
 }
 
+/// `pipetrim BEFORE bootstrap --exists-cmd true -- --changed-files LIST
+/// AFTER` in `dir`, every image present: bootstrap runs the trim.
+fn bootstrap_trim(dir: &Path, list: &str, before: &[&str], after: &[&str]) -> (String, String) {
+    let mut args: Vec<&str> = before.to_vec();
+    args.extend([
+        "bootstrap",
+        "--exists-cmd",
+        "true",
+        "--",
+        "--changed-files",
+        list,
+    ]);
+    args.extend_from_slice(after);
+    let (code, out, err) = run(dir, &args);
+    assert_eq!(code, 0, "{err}");
+    (out, err)
+}
+
 #[test]
 fn all_images_present_runs_the_trim() {
     let dir = repo();
     let list = dir.path().join("changed.txt");
     std::fs::write(&list, "src/testdrive/src/main.rs\n").expect("write");
     let list = list.to_str().expect("utf-8");
-    let (code, out, err) = run(
-        dir.path(),
-        &[
-            "bootstrap",
-            "--exists-cmd",
-            "true",
-            "--",
-            "--changed-files",
-            list,
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
+    let (out, err) = bootstrap_trim(dir.path(), list, &[], &[]);
     assert!(
         err.contains("✓ testdrive") && err.contains("✗ smoke"),
         "{err}"
@@ -90,21 +97,7 @@ fn global_flags_reach_the_generator() {
     let list = dir.path().join(".git/changed.txt");
     std::fs::write(&list, "src/testdrive/src/main.rs\n").expect("write");
     let list = list.to_str().expect("utf-8");
-    let trim = |before: &[&str], after: &[&str]| {
-        let mut args: Vec<&str> = before.to_vec();
-        args.extend([
-            "bootstrap",
-            "--exists-cmd",
-            "true",
-            "--",
-            "--changed-files",
-            list,
-        ]);
-        args.extend_from_slice(after);
-        let (code, out, err) = run(dir.path(), &args);
-        assert_eq!(code, 0, "{err}");
-        out
-    };
+    let trim = |before: &[&str], after: &[&str]| bootstrap_trim(dir.path(), list, before, after).0;
     let clean = trim(&[], &[]);
     std::fs::write(dir.path().join("src/testdrive/ci/extra.txt"), "x\n").expect("write");
     let dirty = trim(&[], &[]);

@@ -82,6 +82,17 @@ fn changed() -> Fixture {
     f
 }
 
+/// The stdout of `pipetrim ARGS EXTRA` on the fixture (with `env`); the
+/// test fails if the run does.
+fn stdout_ok(f: &Fixture, args: &[&str], extra: &[&str], env: &[(&str, &str)]) -> String {
+    let all: Vec<&str> = args.iter().chain(extra).copied().collect();
+    let o = f.pipetrim(&all, env);
+    assert!(o.status.success(), "{o:?}");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+const FINGERPRINT: [&str; 5] = ["fingerprint", "--arch", "x86_64", "--format", "json"];
+
 /// On a clean checkout (a CI agent's), the pipeline is byte for byte that
 /// of the ordinary run, by the flag or the variable, and so is the report
 /// but for its first line, which says where the files came from.
@@ -117,14 +128,7 @@ fn a_clean_checkout_gives_the_same_pipeline() {
     }
     // A false value leaves the mode off: the untracked file below counts.
     f.write("src/testdrive/ci/new.txt", "x\n");
-    let fp = |env: &[(&str, &str)]| {
-        let o = f.pipetrim(
-            &["fingerprint", "--arch", "x86_64", "--format", "json"],
-            env,
-        );
-        assert!(o.status.success(), "{o:?}");
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    };
+    let fp = |env: &[(&str, &str)]| stdout_ok(&f, &FINGERPRINT, &[], env);
     assert_ne!(
         fp(&[("PIPETRIM_FROM_INDEX", "0")]),
         fp(&[("PIPETRIM_FROM_INDEX", "1")])
@@ -138,18 +142,8 @@ fn a_clean_checkout_gives_the_same_pipeline() {
 fn unstaged_edits_and_untracked_files_are_not_seen() {
     let f = changed();
     let fp = |extra: &[&str]| {
-        let mut args = vec![
-            "fingerprint",
-            "--arch",
-            "x86_64",
-            "--format",
-            "json",
-            "--no-cache",
-        ];
-        args.extend_from_slice(extra);
-        let o = f.pipetrim(&args, &[]);
-        assert!(o.status.success(), "{o:?}");
-        String::from_utf8_lossy(&o.stdout).into_owned()
+        let extra: Vec<&str> = ["--no-cache"].iter().chain(extra).copied().collect();
+        stdout_ok(&f, &FINGERPRINT, &extra, &[])
     };
     let clean = fp(&[]);
     type Edit = fn(&Fixture);
@@ -189,7 +183,7 @@ fn uncommitted_from_the_index_is_what_is_staged() {
     f.git(&["add", "src/testdrive/src/main.rs"]);
     f.append("misc/images/prod-base/Dockerfile", "# unstaged\n");
     let changed = |extra: &[&str]| -> Vec<String> {
-        let mut args = vec![
+        let args = [
             "trim",
             "--base",
             "main",
@@ -197,10 +191,7 @@ fn uncommitted_from_the_index_is_what_is_staged() {
             "json",
             "--uncommitted",
         ];
-        args.extend_from_slice(extra);
-        let o = f.pipetrim(&args, &[]);
-        assert!(o.status.success(), "{o:?}");
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&stdout_ok(&f, &args, extra, &[])).unwrap();
         let mut all: Vec<String> = v["steps"]
             .as_array()
             .unwrap()
