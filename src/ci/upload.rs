@@ -17,12 +17,20 @@ pub fn pipeline_upload(yaml: &str, dry_run: bool) -> Result<(), Error> {
         .stdin(Stdio::piped())
         .spawn()
         .map_err(|e| Error::Io(format!("cannot run buildkite-agent: {e}")))?;
-    if let Some(stdin) = child.stdin.as_mut() {
-        stdin
-            .write_all(yaml.as_bytes())
-            .map_err(|e| Error::Io(e.to_string()))?;
+    // An agent that exits before reading the whole pipeline closes the pipe;
+    // its exit status then says why, so the write error comes second.
+    let written = match child.stdin.take() {
+        Some(mut stdin) => stdin.write_all(yaml.as_bytes()),
+        None => Ok(()),
+    };
+    let status = child
+        .wait()
+        .map_err(|e| Error::Io(format!("buildkite-agent did not finish: {e}")))?;
+    if let (Err(e), true) = (written, status.success()) {
+        return Err(Error::Io(format!(
+            "cannot write the pipeline to buildkite-agent pipeline upload: {e}"
+        )));
     }
-    let status = child.wait().map_err(|e| Error::Io(e.to_string()))?;
     if !status.success() {
         return Err(Error::Io(format!(
             "buildkite-agent pipeline upload failed: {status}"

@@ -157,3 +157,61 @@ fn a_failing_or_missing_annotate_command_only_warns() {
     let r = trim(&f, &[TESTDRIVE_PY], &["--annotate-cmd", "cat"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
 }
+
+/// A fake `buildkite-agent` first on PATH: `script` is its body.
+fn fake_agent(f: &Fixture, script: &str) -> std::ffi::OsString {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = f.tmp.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("bin dir");
+    let agent = bin.join("buildkite-agent");
+    std::fs::write(&agent, format!("#!/bin/sh\n{script}\n")).expect("agent script");
+    std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let mut path = bin.into_os_string();
+    path.push(":");
+    path.push(std::env::var_os("PATH").unwrap_or_default());
+    path
+}
+
+/// `--upload` pipes the finished pipeline to `buildkite-agent pipeline
+/// upload` and prints nothing; an agent that fails, even one that exits
+/// without reading the pipeline, fails the trim with its status.
+#[test]
+fn upload_pipes_the_pipeline_to_the_agent_and_its_failure_is_ours() {
+    let f = tree();
+    let dir = f.tmp.path();
+    let (got, args) = (dir.join("uploaded.yml"), dir.join("args"));
+    let path = fake_agent(
+        &f,
+        &format!(
+            "cat > '{}'; echo \"$@\" > '{}'",
+            got.display(),
+            args.display()
+        ),
+    );
+    let out = dir.join("pipeline.yml");
+    let upload = |extra: &[&str], path: &std::ffi::OsString| {
+        let mut cmd = common::pipetrim(&f.repo, &f.home, &["trim", "--changed-files", "-"]);
+        cmd.args(["--upload", "--output", out.to_str().expect("utf-8")])
+            .args(extra)
+            .env("PATH", path);
+        Run::of(cmd, Some(TESTDRIVE_PY))
+    };
+    let r = upload(&["--dry-run"], &path);
+    r.ok();
+    assert_eq!(r.stdout, "", "--upload prints no pipeline");
+    let read = |p: &Path| std::fs::read_to_string(p).expect("written");
+    assert_eq!(read(&got), read(&out), "the agent read the whole pipeline");
+    assert!(read(&got).contains("steps:"));
+    assert_eq!(read(&args), "pipeline upload --dry-run\n");
+
+    // An agent that exits 7 without reading: the trim fails, naming it.
+    let path = fake_agent(&f, "exit 7");
+    let r = upload(&[], &path);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("buildkite-agent pipeline upload failed: exit status: 7"),
+        "{}",
+        r.stderr
+    );
+}

@@ -133,12 +133,18 @@ impl Run {
             .spawn()
             .expect("spawn");
         if let Some(text) = stdin {
-            child
+            let written = child
                 .stdin
                 .take()
-                .unwrap()
-                .write_all(text.as_bytes())
-                .unwrap();
+                .expect("stdin was piped")
+                .write_all(text.as_bytes());
+            // A run that exits before reading stdin (a usage error) closes
+            // the pipe: that is its answer, not the test's failure.
+            if let Err(e) = written
+                && e.kind() != std::io::ErrorKind::BrokenPipe
+            {
+                panic!("writing the child's stdin: {e}");
+            }
         }
         let Output {
             status,
