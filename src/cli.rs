@@ -50,7 +50,9 @@ pub struct Global {
     /// Read the checkout as git's index records it, not the work tree:
     /// for CI jobs on a fresh checkout, where the two agree, this skips
     /// checking every file on disk. Untracked files and unstaged edits are
-    /// not seen; `--uncommitted` counts staged changes only.
+    /// not seen; `--uncommitted` counts staged changes only. `watch`
+    /// refuses it; `soak` and `stats` read commits from git's objects
+    /// with or without it.
     #[arg(long, global = true, env = "PIPETRIM_FROM_INDEX",
           action = clap::ArgAction::SetTrue,
           value_parser = clap::builder::FalseyValueParser::new())]
