@@ -3,7 +3,6 @@
 //! The annotation is a courtesy, not the job: whatever goes wrong here is
 //! the caller's warning, never a failed trim.
 
-use std::io::Write;
 use std::process::{Command, Stdio};
 
 use crate::output::markdown::{Style, truncate};
@@ -33,27 +32,22 @@ pub fn annotate(markdown: &str, style: Style, cmd: Option<&str>) -> Result<(), S
             (command, "`buildkite-agent annotate`".to_string())
         }
     };
-    let mut child = command
+    let child = command
         .env("PIPETRIM_ANNOTATION_STYLE", style.as_str())
         .stdin(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run {shown}: {e}"))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A command that does not read its stdin closes the pipe: judged by
-        // its exit status, not by the write.
-        match stdin.write_all(body.as_bytes()) {
-            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-                let _ = child.wait();
-                return Err(format!("cannot write to {shown}: {e}"));
-            }
-            _ => {}
-        }
-    }
-    let status = child
-        .wait()
+    let (status, written) = super::upload::feed_and_wait(child, body.as_bytes())
         .map_err(|e| format!("{shown} did not finish: {e}"))?;
     if !status.success() {
         return Err(format!("{shown} failed: {status}"));
     }
-    Ok(())
+    // A command that does not read its stdin closes the pipe: judged by
+    // its exit status, not by the write.
+    match written {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(format!("cannot write to {shown}: {e}"))
+        }
+        _ => Ok(()),
+    }
 }

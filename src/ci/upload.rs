@@ -1,7 +1,7 @@
 //! Handing the finished pipeline to Buildkite.
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 
 use crate::error::Error;
 
@@ -13,19 +13,14 @@ pub fn pipeline_upload(yaml: &str, dry_run: bool) -> Result<(), Error> {
     if dry_run {
         cmd.arg("--dry-run");
     }
-    let mut child = cmd
+    let child = cmd
         .stdin(Stdio::piped())
         .spawn()
         .map_err(|e| Error::Io(format!("cannot run buildkite-agent: {e}")))?;
-    // An agent that exits before reading the whole pipeline closes the pipe;
-    // its exit status then says why, so the write error comes second.
-    let written = match child.stdin.take() {
-        Some(mut stdin) => stdin.write_all(yaml.as_bytes()),
-        None => Ok(()),
-    };
-    let status = child
-        .wait()
+    let (status, written) = feed_and_wait(child, yaml.as_bytes())
         .map_err(|e| Error::Io(format!("buildkite-agent did not finish: {e}")))?;
+    // An agent that exits 0 without reading the whole pipeline did not
+    // upload it.
     if let (Err(e), true) = (written, status.success()) {
         return Err(Error::Io(format!(
             "cannot write the pipeline to buildkite-agent pipeline upload: {e}"
@@ -37,4 +32,18 @@ pub fn pipeline_upload(yaml: &str, dry_run: bool) -> Result<(), Error> {
         )));
     }
     Ok(())
+}
+
+/// Writes `body` to `child`'s stdin, closes it and waits. A child that exits
+/// before reading all of it closes the pipe, and its exit status says why;
+/// so the write's result comes beside the status, for the caller to judge.
+pub(crate) fn feed_and_wait(
+    mut child: Child,
+    body: &[u8],
+) -> std::io::Result<(ExitStatus, std::io::Result<()>)> {
+    let written = match child.stdin.take() {
+        Some(mut stdin) => stdin.write_all(body),
+        None => Ok(()),
+    };
+    Ok((child.wait()?, written))
 }
