@@ -37,7 +37,7 @@ pub fn annotate(markdown: &str, style: Style, cmd: Option<&str>) -> Result<(), S
         .stdin(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run {shown}: {e}"))?;
-    let (status, written) = super::upload::feed_and_wait(child, body.as_bytes())
+    let (status, written) = super::feed_and_wait(child, body.as_bytes())
         .map_err(|e| format!("{shown} did not finish: {e}"))?;
     if !status.success() {
         return Err(format!("{shown} failed: {status}"));

@@ -23,3 +23,21 @@ pub mod env;
 pub mod finish;
 pub mod trim;
 pub mod upload;
+
+use std::io::Write;
+use std::process::{Child, ExitStatus};
+
+/// Feeds an agent ([`upload`], [`annotate`]): writes `body` to `child`'s
+/// stdin, closes it and waits. A child that exits before reading all of it
+/// closes the pipe, and its exit status says why; so the write's result
+/// comes beside the status, for each caller to judge by its own rule.
+fn feed_and_wait(
+    mut child: Child,
+    body: &[u8],
+) -> std::io::Result<(ExitStatus, std::io::Result<()>)> {
+    let written = match child.stdin.take() {
+        Some(mut stdin) => stdin.write_all(body),
+        None => Ok(()),
+    };
+    Ok((child.wait()?, written))
+}

@@ -1,7 +1,6 @@
 //! Handing the finished pipeline to Buildkite.
 
-use std::io::Write;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 
 use crate::error::Error;
 
@@ -17,7 +16,7 @@ pub fn pipeline_upload(yaml: &str, dry_run: bool) -> Result<(), Error> {
         .stdin(Stdio::piped())
         .spawn()
         .map_err(|e| Error::Io(format!("cannot run buildkite-agent: {e}")))?;
-    let (status, written) = feed_and_wait(child, yaml.as_bytes())
+    let (status, written) = super::feed_and_wait(child, yaml.as_bytes())
         .map_err(|e| Error::Io(format!("buildkite-agent did not finish: {e}")))?;
     // An agent that exits 0 without reading the whole pipeline did not
     // upload it.
@@ -32,18 +31,4 @@ pub fn pipeline_upload(yaml: &str, dry_run: bool) -> Result<(), Error> {
         )));
     }
     Ok(())
-}
-
-/// Writes `body` to `child`'s stdin, closes it and waits. A child that exits
-/// before reading all of it closes the pipe, and its exit status says why;
-/// so the write's result comes beside the status, for the caller to judge.
-pub(crate) fn feed_and_wait(
-    mut child: Child,
-    body: &[u8],
-) -> std::io::Result<(ExitStatus, std::io::Result<()>)> {
-    let written = match child.stdin.take() {
-        Some(mut stdin) => stdin.write_all(body),
-        None => Ok(()),
-    };
-    Ok((child.wait()?, written))
 }
