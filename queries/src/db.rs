@@ -376,6 +376,13 @@ pub struct Database {
 }
 
 impl Database {
+    /// Whether `composition` has been analysed in this process (without
+    /// recording it, unlike [`Db::analysed_before`]): the priming leaves
+    /// those to salsa's memos.
+    pub fn analysed(&self, composition: File) -> bool {
+        self.analysed.contains(&composition)
+    }
+
     pub fn new(loader: Arc<dyn Loader>) -> Self {
         Database {
             storage: salsa::Storage::new(None),

@@ -3,31 +3,48 @@
 //! before the serial top-level query asks for them. Salsa memoizes the
 //! results, so the answer is the same as without priming; only faster.
 
+use std::sync::Mutex;
+
 use rayon::prelude::*;
+use rustc_hash::FxHashSet;
 
 use crate::cargo::manifest;
-use crate::db::{Database, Db, Workspace};
+use crate::db::{Database, Db, File, FileSet, Options, Workspace};
 use crate::fingerprint::content_sha1;
 use crate::images::{compositions, dockerfile_deps, is_mzbuild_path, mzbuild_config};
 use crate::pipeline::template;
-use crate::python::{composition_images, composition_imports};
+use crate::python::analysis::stored_analysis;
+use crate::python::{composition_images, composition_imports, direct_imports};
 
 /// Analyses, in parallel, the compositions the pipeline's steps use, and
 /// parses the manifests (Cargo.toml, mzbuild.yml, Dockerfile) the model reads.
 pub fn prime_plan(db: &Database, ws: Workspace) {
-    let files = ws.files(db);
-    let options = ws.options(db);
     // Each side gets its own database handle: a handle is Send, not Sync.
     let (a, b) = (db.clone(), db.clone());
-    let (tpl, ()) = rayon::join(
-        move || template(&a, options).clone(),
+    let (used, ()) = rayon::join(
+        move || prime_compositions(&a, ws),
         move || prime_manifests(&b, ws),
     );
-    let Ok(tpl) = tpl else {
-        return;
+    let (files, options) = (ws.files(db), ws.options(db));
+    used.par_iter().for_each_with(db.clone(), |db, &file| {
+        let _ = composition_imports(db, files, options, file);
+        let _ = composition_images(db, files, options, file);
+    });
+}
+
+/// The compositions the pipeline's steps use, once the modules of those the
+/// persistent cache cannot answer for are parsed.
+///
+/// Those compositions share most of their modules: analysed side by side,
+/// one thread would wait on the module the other is parsing. So their
+/// modules are parsed first, all at once.
+fn prime_compositions(db: &Database, ws: Workspace) -> Vec<File> {
+    let (files, options) = (ws.files(db), ws.options(db));
+    let Ok(tpl) = template(db, options) else {
+        return Vec::new();
     };
     let Ok(comps) = compositions(db, files) else {
-        return;
+        return Vec::new();
     };
     let mut used: Vec<String> = tpl
         .steps
@@ -37,10 +54,56 @@ pub fn prime_plan(db: &Database, ws: Workspace) {
         .collect();
     used.sort();
     used.dedup();
-    used.par_iter().for_each_with(db.clone(), |db, path| {
-        let file = db.file(path);
-        let _ = composition_imports(db, files, options, file);
-        let _ = composition_images(db, files, options, file);
+    let used: Vec<File> = used.iter().map(|p| db.file(p)).collect();
+    let unstored: Vec<File> = used
+        .par_iter()
+        .map_with(db.clone(), |db, &file| {
+            let known = db.analysed(file) || stored_analysis(db, files, options, file).is_some();
+            (!known).then_some(file)
+        })
+        .flatten()
+        .collect();
+    prime_imports(db, files, options, &unstored);
+    used
+}
+
+/// Resolves, in parallel, the direct imports (so parses the modules) of
+/// every file the import closures from `starts` reach, following the edges
+/// [`crate::python::imports::import_closure`] follows. Each module is
+/// visited once, as a task of its own as soon as an importer finds it, so
+/// neither thread waits for a level of the graph to finish.
+fn prime_imports(db: &Database, files: FileSet, options: Options, starts: &[File]) {
+    let lazy = options.lazy_imports(db);
+    let seen: Mutex<FxHashSet<File>> = Mutex::new(starts.iter().copied().collect());
+    fn visit<'s>(
+        scope: &rayon::Scope<'s>,
+        db: Database,
+        file: File,
+        seen: &'s Mutex<FxHashSet<File>>,
+        (files, options, lazy): (FileSet, Options, bool),
+    ) {
+        let direct = direct_imports(&db, files, options, file);
+        let next: Vec<File> = direct
+            .edges
+            .iter()
+            .filter(|e| !e.type_checking && (lazy || !e.in_function))
+            .map(|e| db.file(&e.target))
+            .collect();
+        let mut seen_now = seen.lock().unwrap_or_else(|e| e.into_inner());
+        for f in next {
+            if seen_now.insert(f) {
+                let db = db.clone();
+                scope.spawn(move |s| visit(s, db, f, seen, (files, options, lazy)));
+            }
+        }
+    }
+    // A handle per task: a handle is Send, not Sync.
+    let tasks: Vec<(Database, File)> = starts.iter().map(|&f| (db.clone(), f)).collect();
+    let seen = &seen;
+    rayon::scope(move |scope| {
+        for (db, f) in tasks {
+            scope.spawn(move |s| visit(s, db, f, seen, (files, options, lazy)));
+        }
     });
 }
 

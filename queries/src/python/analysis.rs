@@ -62,35 +62,47 @@ pub fn composition_analysis(
     // the new state would rarely be read again, and looking it up and
     // storing it would cost more than the analysis.
     let cache = db.leaf_cache().filter(|_| !db.analysed_before(composition));
-    let key = cache.map(|_| analysis_key(db, files, options, composition));
-    if let (Some(cache), Some(key)) = (cache, &key)
-        && let Some(bytes) = cache.get(key)
-        && let Some(stored) = decode::<Stored>(&bytes)
-        && let Some(found) = stored.restore(db)
+    if cache.is_some()
+        && let Some(found) = stored_analysis(db, files, options, composition)
     {
-        return Arc::new(found);
+        return found.clone();
     }
     let imports = import_closure(db, files, options, composition);
     let images = image_analysis(db, files, options, composition);
-    // Every file it read: the closure's (each one's direct imports) and
-    // the image lookups'.
-    let read: Vec<File> = match (cache, &key) {
-        (Some(_), Some(_)) => std::iter::once(composition)
-            .chain(imports.via.keys().map(|p| db.file(p)))
-            .chain(images.read.iter().copied())
-            .collect(),
-        _ => Vec::new(),
-    };
     let found = CompositionAnalysis {
         imports,
         images: images.images,
     };
-    if let (Some(cache), Some(key)) = (cache, key)
-        && let Some(bytes) = Stored::new(db, &read, &found).and_then(|s| encode(&s))
-    {
-        cache.put(key, bytes);
+    if let Some(cache) = cache {
+        // Every file it read: the closure's (each one's direct imports)
+        // and the image lookups'.
+        let read: Vec<File> = std::iter::once(composition)
+            .chain(found.imports.via.keys().map(|p| db.file(p)))
+            .chain(images.read.iter().copied())
+            .collect();
+        if let Some(bytes) = Stored::new(db, &read, &found).and_then(|s| encode(&s)) {
+            cache.put(analysis_key(db, files, options, composition), bytes);
+        }
     }
     Arc::new(found)
+}
+
+/// The analysis the persistent cache holds for the composition's current
+/// state, if it holds one (`None` also without a cache). A query of its
+/// own, apart from [`composition_analysis`], so that the priming can ask
+/// which compositions will need computing (and parse their modules in
+/// parallel first) without decoding any entry twice.
+#[salsa::tracked(returns(ref))]
+pub fn stored_analysis(
+    db: &dyn Db,
+    files: FileSet,
+    options: Options,
+    composition: File,
+) -> Option<Arc<CompositionAnalysis>> {
+    let cache = db.leaf_cache()?;
+    let bytes = cache.get(&analysis_key(db, files, options, composition))?;
+    let found = decode::<Stored>(&bytes)?.restore(db)?;
+    Some(Arc::new(found))
 }
 
 /// A digest of the analysis code: a result computed by other code is

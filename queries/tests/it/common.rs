@@ -84,3 +84,41 @@ pub fn count(log: &[String], query: &str) -> usize {
         .filter(|l| l.starts_with(&format!("{query}(")))
         .count()
 }
+
+/// The bundled example repository (`testdata/example`), in memory, and its
+/// paths (sorted).
+pub fn example_loader() -> (pipetrim_queries::db::MemoryLoader, Vec<String>) {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>, loader: &MemoryLoader) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(root, &p, out, loader);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().to_str().unwrap().to_string();
+                loader
+                    .files
+                    .insert(rel.clone(), (std::fs::read(&p).unwrap(), FileMode::Regular));
+                out.push(rel);
+            }
+        }
+    }
+    use pipetrim_queries::db::MemoryLoader;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/example");
+    let loader = MemoryLoader::default();
+    let mut paths = Vec::new();
+    walk(&root, &root, &mut paths, &loader);
+    paths.sort();
+    (loader, paths)
+}
+
+/// The example's workspace: its change is `src/testdrive/src/main.rs`.
+pub fn example_workspace(db: &mut Database, paths: Vec<String>) -> pipetrim_queries::Workspace {
+    db.workspace(
+        paths,
+        vec!["src/testdrive/src/main.rs".into()],
+        None,
+        "test",
+        vec!["misc/python".into()],
+        false,
+    )
+}

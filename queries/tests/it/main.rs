@@ -4,5 +4,6 @@
 mod common;
 mod hostile;
 mod model_reuse;
+mod prime;
 mod python_fixture;
 mod python_real;

@@ -1,7 +1,6 @@
 //! Salsa reuse for the repository model and fingerprints (issues 2 and 5):
 //! after an edit only the queries that read the edited file re-execute.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use pipetrim_queries::cargo::cargo_workspace;
@@ -16,34 +15,9 @@ use crate::common::count;
 
 /// The bundled example repository, in memory.
 fn example() -> (Database, Workspace, ExecutionLog, MemoryLoader) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/example");
-    let loader = MemoryLoader::default();
-    let mut paths = Vec::new();
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>, loader: &MemoryLoader) {
-        for e in std::fs::read_dir(dir).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(root, &p, out, loader);
-            } else {
-                let rel = p.strip_prefix(root).unwrap().to_str().unwrap().to_string();
-                loader
-                    .files
-                    .insert(rel.clone(), (std::fs::read(&p).unwrap(), FileMode::Regular));
-                out.push(rel);
-            }
-        }
-    }
-    walk(&root, &root, &mut paths, &loader);
-    paths.sort();
+    let (loader, paths) = crate::common::example_loader();
     let (mut db, log) = Database::with_log(Arc::new(loader.clone()));
-    let ws = db.workspace(
-        paths,
-        vec!["src/testdrive/src/main.rs".into()],
-        None,
-        "test",
-        vec!["misc/python".into()],
-        false,
-    );
+    let ws = crate::common::example_workspace(&mut db, paths);
     (db, ws, log, loader)
 }
 

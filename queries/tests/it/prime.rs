@@ -1,0 +1,119 @@
+//! The parallel priming of a plan (`prime::prime_plan`): it resolves the
+//! imports of every composition the persistent cache cannot answer for
+//! before any composition is analysed, skips those it can, and never
+//! changes the plan.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use pipetrim_queries::cache::LeafCache;
+use pipetrim_queries::db::MemoryLoader;
+use pipetrim_queries::plan::{Plan, plan};
+use pipetrim_queries::prime::prime_plan;
+use pipetrim_queries::python::composition_imports;
+use pipetrim_queries::{Database, Db, FileMode, Workspace};
+
+use crate::common::{count, example_loader, example_workspace};
+
+/// A persistent cache in memory, shared by the databases of one test.
+#[derive(Default)]
+struct MemoryCache(Mutex<HashMap<Vec<u8>, Vec<u8>>>);
+
+impl LeafCache for MemoryCache {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.0.lock().unwrap().get(key).cloned()
+    }
+    fn put(&self, key: Vec<u8>, value: Vec<u8>) {
+        self.0.lock().unwrap().insert(key, value);
+    }
+}
+
+/// A database over `loader`, logging the queries it executes.
+fn database(
+    loader: &MemoryLoader,
+    paths: &[String],
+    cache: Option<&Arc<MemoryCache>>,
+) -> (
+    Database,
+    Workspace,
+    Vec<String>,
+    pipetrim_queries::db::ExecutionLog,
+) {
+    let (mut db, log) = Database::with_log(Arc::new(loader.clone()));
+    if let Some(c) = cache {
+        db.set_leaf_cache(Some(c.clone() as Arc<dyn LeafCache>));
+    }
+    let ws = example_workspace(&mut db, paths.to_vec());
+    (db, ws, paths.to_vec(), log)
+}
+
+/// The plan without priming, on a fresh database without a cache.
+fn unprimed(loader: &MemoryLoader, paths: &[String]) -> Arc<Plan> {
+    let (db, ws, _, _) = database(loader, paths, None);
+    plan(&db, ws).clone().unwrap()
+}
+
+fn primed(db: &Database, ws: Workspace) -> Arc<Plan> {
+    prime_plan(db, ws);
+    plan(db, ws).clone().unwrap()
+}
+
+#[test]
+fn priming_resolves_every_import_before_a_composition_is_analysed() {
+    let (loader, paths) = example_loader();
+    let (db, ws, _, log) = database(&loader, &paths, None);
+    assert_eq!(primed(&db, ws), unprimed(&loader, &paths));
+    let log = log.lock().unwrap().clone();
+    let last_import = log
+        .iter()
+        .rposition(|q| q.starts_with("direct_imports("))
+        .expect("no import was resolved");
+    let first_analysis = log
+        .iter()
+        .position(|q| q.starts_with("composition_analysis("))
+        .expect("no composition was analysed");
+    assert!(
+        last_import < first_analysis,
+        "an import was resolved while the compositions were analysed: {log:?}"
+    );
+}
+
+#[test]
+fn stored_analyses_are_reused_and_only_the_compositions_an_edit_reaches_are_primed() {
+    let (loader, paths) = example_loader();
+    let cache = Arc::new(MemoryCache::default());
+    let (db, ws, _, _) = database(&loader, &paths, Some(&cache));
+    let first = primed(&db, ws);
+    assert_eq!(first, unprimed(&loader, &paths));
+
+    // Everything stored: nothing is parsed or resolved again.
+    let (db, ws, _, log) = database(&loader, &paths, Some(&cache));
+    assert_eq!(primed(&db, ws), first);
+    let warm = log.lock().unwrap().clone();
+    assert_eq!(count(&warm, "direct_imports"), 0, "{warm:?}");
+    assert_eq!(count(&warm, "stored_analysis"), 3, "{warm:?}");
+
+    // An edit of a module only `smoke` imports: only its closure is
+    // resolved again, and the plan is the one computed from scratch.
+    let edited = MemoryLoader::default();
+    for e in loader.files.iter() {
+        edited.files.insert(e.key().clone(), e.value().clone());
+    }
+    let postgres = "misc/python/materialize/mzcompose/services/postgres.py";
+    let mut text = loader.files.get(postgres).unwrap().0.clone();
+    text.extend_from_slice(b"\n# edited\n");
+    edited
+        .files
+        .insert(postgres.to_string(), (text, FileMode::Regular));
+    let (db, ws, _, log) = database(&edited, &paths, Some(&cache));
+    assert_eq!(primed(&db, ws), unprimed(&edited, &paths));
+    let after = log.lock().unwrap().clone();
+    let smoke = db.file("test/smoke/mzcompose.py");
+    let closure = composition_imports(&db, ws.files(&db), ws.options(&db), smoke);
+    assert!(closure.via.contains_key(postgres), "{closure:?}");
+    assert_eq!(
+        count(&after, "direct_imports"),
+        closure.via.len() + 1,
+        "only smoke's composition file and closure are resolved: {after:?}"
+    );
+}
