@@ -120,6 +120,33 @@ pub(crate) fn leaf<T, R>(
 where
     R: Serialize + DeserializeOwned,
 {
+    leaf_of(db, kind, file, Read::Memoized, compute, store, restore)
+}
+
+/// How a leaf reads its file's content on a miss.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Read {
+    /// Through the memoized [`file_content`], which other queries share.
+    Memoized,
+    /// Read for this computation and dropped after it
+    /// ([`crate::db::read_content`]): for a leaf that is all anyone needs
+    /// of the file (its SHA-1).
+    Once,
+}
+
+/// [`leaf`], reading the content as `read` says.
+pub(crate) fn leaf_of<T, R>(
+    db: &dyn Db,
+    kind: Kind,
+    file: File,
+    read: Read,
+    compute: impl FnOnce(&FileContent) -> T,
+    store: impl FnOnce(&T) -> Option<R>,
+    restore: impl FnOnce(R) -> T,
+) -> T
+where
+    R: Serialize + DeserializeOwned,
+{
     let blob = file.stamp(db).blob().copied();
     let cache = db.leaf_cache();
     if let (Some(cache), Some(blob)) = (cache, blob.as_ref())
@@ -128,7 +155,14 @@ where
     {
         return restore(v);
     }
-    let loaded = file_content(db, file);
+    let owned;
+    let loaded = match read {
+        Read::Memoized => file_content(db, file),
+        Read::Once => {
+            owned = crate::db::read_content(db, file);
+            &owned
+        }
+    };
     let value = compute(&loaded.content);
     if !loaded.verified
         && let Some(blob) = blob

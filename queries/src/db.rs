@@ -181,6 +181,14 @@ pub struct Loaded {
 /// Reads the content of `file`; re-runs only when its stamp changes.
 #[salsa::tracked(returns(ref))]
 pub fn file_content(db: &dyn Db, file: File) -> Loaded {
+    read_content(db, file)
+}
+
+/// Reads the content of `file` without keeping it: for a caller that needs
+/// the bytes once (a digest), so that a few thousand hashed inputs do not
+/// stay in memory until the process ends. Depends on the stamp, as
+/// [`file_content`] does.
+pub fn read_content(db: &dyn Db, file: File) -> Loaded {
     match file.stamp(db) {
         Stamp::Missing => Loaded {
             content: FileContent::Missing,
