@@ -29,6 +29,7 @@ pub fn run(g: &Global, a: &FingerprintArgs) -> Result<i32, Error> {
         a.sanitizer.clone(),
     );
     let graph = image_graph(db, files).clone()?;
+    crate::timeline::mark("graph");
     // `--image`: that image and what it is built on, nothing else (an
     // unreadable file in another image is no error for this one).
     let names: Vec<String> = match &a.image {
@@ -41,13 +42,16 @@ pub fn run(g: &Global, a: &FingerprintArgs) -> Result<i32, Error> {
     // Warm: the own hashes come from the cache; hash only the inputs of
     // the images that miss.
     prime::prime_spec_identities(db, files, &names);
+    crate::timeline::mark("spec identities");
     let missed = prime::unstored_self_hashes(db, files, variant, &names);
     hash_with_progress(db, prime::prime_image_files(db, files, &missed));
     prime::prime_self_hashes(db, files, variant, &names);
+    crate::timeline::mark("own hashes");
     let fps = match &a.image {
         Some(i) => Arc::new(fingerprints_of(db, files, variant, [i.as_str()])?),
         None => fingerprints(db, files, variant).clone()?,
     };
+    crate::timeline::mark("fingerprints");
     let reg = registry(&s, a.registry.as_deref());
     let mut out = Vec::new();
     let mut text = String::new();
