@@ -229,7 +229,18 @@ pub fn content_text(content: &FileContent) -> Result<&str, String> {
 pub struct FileSet {
     #[returns(ref)]
     pub paths: Arc<Vec<String>>,
+    /// The blob id and mode of each path, position by position, where the
+    /// edges already know them without reading anything (the git index's,
+    /// with `--from-index`); `None` for a path they do not vouch for, or
+    /// altogether. Exactly the stamp and mode [`Db::file`] would give the
+    /// path, so a query may read these instead of creating a [`File`] per
+    /// path (the spec identities of a warm run: 3,292 files on c01).
+    #[returns(ref)]
+    pub known: Option<KnownStamps>,
 }
+
+/// See [`FileSet::known`].
+pub type KnownStamps = Arc<[Option<([u8; 20], FileMode)>]>;
 
 impl FileSet {
     /// The visible paths below `dir` (a directory, no trailing `/`; `""` is the root).
@@ -526,7 +537,7 @@ impl Database {
         // HIGH, with the Python modules (see `durability_of`): the
         // analyses read the file set, and files are added or removed far
         // less often than a Dockerfile or a manifest is edited.
-        let files = FileSet::builder(Arc::new(paths))
+        let files = FileSet::builder(Arc::new(paths), None)
             .durability(Durability::HIGH)
             .new(self);
         let changes = ChangeSet::new(self, Arc::new(changes), unknown);

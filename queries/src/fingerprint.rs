@@ -156,12 +156,23 @@ struct SpecKey<'db> {
 #[salsa::tracked(returns(copy))]
 fn spec_identity<'db>(db: &'db dyn Db, files: FileSet, key: SpecKey<'db>) -> Option<Digest20> {
     let all = files.paths(db);
+    let known = files.known(db).as_ref();
     let positions = spec_positions(db, files, key);
     let mut h = Sha1::new();
-    for path in positions.iter().filter_map(|&i| all.get(i as usize)) {
-        let file = db.file(path);
-        let blob = file.stamp(db).blob()?;
-        h.update(file.mode(db).git_mode().to_le_bytes());
+    for &i in &positions {
+        let Some(path) = all.get(i as usize) else {
+            continue;
+        };
+        // The stamp the edges already know (no `File` to create), else
+        // the file's own.
+        let (blob, mode) = match known.and_then(|k| k.get(i as usize).copied().flatten()) {
+            Some(stamp) => stamp,
+            None => {
+                let file = db.file(path);
+                (*file.stamp(db).blob()?, file.mode(db))
+            }
+        };
+        h.update(mode.git_mode().to_le_bytes());
         crate::cache::hash_str(&mut h, path);
         h.update(blob);
     }

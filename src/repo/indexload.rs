@@ -16,6 +16,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use gix::index::entry::{Flags, Mode, Stage};
+use pipetrim_queries::db::KnownStamps;
 use pipetrim_queries::{FileContent, FileMode, Loaded, Loader, Stamp};
 
 use crate::error::Error;
@@ -34,7 +35,7 @@ pub struct IndexLoader {
 impl IndexLoader {
     /// The sorted files of the index of `root`'s repository, and a loader
     /// of their index versions.
-    pub fn open(root: &Path) -> Result<(Vec<String>, Self), Error> {
+    pub fn open(root: &Path) -> Result<(Vec<String>, Option<KnownStamps>, Self), Error> {
         let repo = crate::repo::git::open(root).map_err(|e| {
             Error::Usage(format!(
                 "--from-index needs a git checkout: {e} (hint: drop --from-index)"
@@ -43,8 +44,10 @@ impl IndexLoader {
         crate::timeline::mark("git open");
         let index = Arc::new(read_repo_index(&repo)?);
         crate::timeline::mark("index");
+        let (files, known) = index_files(&index);
         Ok((
-            index_files(&index),
+            files,
+            known,
             IndexLoader {
                 disk: DiskLoader::with_index(root, Some(Arc::clone(&index))),
                 index,
@@ -56,18 +59,10 @@ impl IndexLoader {
     /// The blob id and mode the index holds for `path` as a regular file
     /// (stage 0, not intent-to-add), if it does.
     fn entry(&self, path: &str) -> Option<([u8; 20], FileMode)> {
-        let e = self
-            .index
-            .entry_by_path_and_stage(path.into(), Stage::Unconflicted)?;
-        if e.flags.contains(Flags::INTENT_TO_ADD) {
-            return None;
-        }
-        let mode = match e.mode {
-            Mode::FILE => FileMode::Regular,
-            Mode::FILE_EXECUTABLE => FileMode::Executable,
-            _ => return None,
-        };
-        Some((e.id.as_slice().try_into().ok()?, mode))
+        entry_stamp(
+            self.index
+                .entry_by_path_and_stage(path.into(), Stage::Unconflicted)?,
+        )
     }
 
     /// The bytes of blob `id`: the work tree's file if it holds exactly
@@ -87,21 +82,51 @@ impl IndexLoader {
 }
 
 /// The index's paths, sorted and once each (a conflict has up to three
-/// entries). A name that is not UTF-8 is left out, as the work-tree scan
-/// leaves out such tracked names.
-fn index_files(index: &gix::index::File) -> Vec<String> {
+/// entries), and what [`IndexLoader::stamp`] gives each of them when that
+/// is its entry's blob id ([`FileSet::known`](pipetrim_queries::FileSet::known)).
+/// A name that is not UTF-8 is left out, as the work-tree scan leaves out
+/// such tracked names.
+fn index_files(index: &gix::index::File) -> (Vec<String>, Option<KnownStamps>) {
     let mut out: Vec<String> = Vec::with_capacity(index.entries().len());
-    out.extend(
-        index
-            .entries()
-            .iter()
-            .filter_map(|e| std::str::from_utf8(e.path(index)).ok().map(str::to_string)),
-    );
-    if !out.is_sorted() {
-        out.sort();
+    let mut known: Vec<Option<([u8; 20], FileMode)>> = Vec::with_capacity(out.capacity());
+    for e in index.entries() {
+        let Ok(path) = std::str::from_utf8(e.path(index)) else {
+            continue;
+        };
+        let stamp = entry_stamp(e);
+        if out.last().is_some_and(|last| last == path) {
+            // Another stage of a conflicted path: no stage 0 entry, so
+            // the loader answers from the disk.
+            if let Some(k) = known.last_mut() {
+                *k = None;
+            }
+            continue;
+        }
+        out.push(path.to_string());
+        known.push(stamp);
     }
-    out.dedup();
-    out
+    if !out.is_sorted() {
+        // Not in the order the index is kept in: the positions would not
+        // line up once sorted, so nothing is known in advance.
+        out.sort();
+        out.dedup();
+        return (out, None);
+    }
+    (out, Some(known.into()))
+}
+
+/// The blob id and mode of a regular, unconflicted entry that is not only
+/// intended to be added: what the loader stamps its path with.
+fn entry_stamp(e: &gix::index::Entry) -> Option<([u8; 20], FileMode)> {
+    if e.stage() != Stage::Unconflicted || e.flags.contains(Flags::INTENT_TO_ADD) {
+        return None;
+    }
+    let mode = match e.mode {
+        Mode::FILE => FileMode::Regular,
+        Mode::FILE_EXECUTABLE => FileMode::Executable,
+        _ => return None,
+    };
+    Some((e.id.as_slice().try_into().ok()?, mode))
 }
 
 impl Loader for IndexLoader {
@@ -133,5 +158,99 @@ impl Loader for IndexLoader {
             }
             _ => self.disk.load_stamped(path, stamp),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn git(dir: &Path, args: &[&str]) {
+        let out = std::process::Command::new("git")
+            .current_dir(dir)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "-c",
+                "init.defaultBranch=main",
+            ])
+            .args(args)
+            .output()
+            .expect("git runs");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The stamps known in advance are, position by position, exactly what
+    /// the loader stamps each path with, for every kind of entry: regular,
+    /// executable, symlink, conflicted (three stages, no stage 0) and
+    /// intent-to-add.
+    #[test]
+    fn known_stamps_line_up_with_the_loaders_stamps() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let d = tmp.path();
+        git(d, &["init", "-q"]);
+        std::fs::write(d.join("a.txt"), "a\n").unwrap();
+        std::fs::write(d.join("c.txt"), "base\n").unwrap();
+        std::fs::write(d.join("run.sh"), "#!/bin/sh\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(d.join("run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::symlink("a.txt", d.join("link")).unwrap();
+        git(d, &["add", "a.txt", "c.txt", "link", "run.sh"]);
+        git(d, &["commit", "-qm", "base"]);
+        git(d, &["checkout", "-qb", "other"]);
+        std::fs::write(d.join("c.txt"), "other\n").unwrap();
+        git(d, &["commit", "-qam", "other"]);
+        git(d, &["checkout", "-q", "main"]);
+        std::fs::write(d.join("c.txt"), "main\n").unwrap();
+        git(d, &["commit", "-qam", "main"]);
+        // The merge conflicts on c.txt (exit status 1 is expected).
+        let _ = std::process::Command::new("git")
+            .current_dir(d)
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "merge",
+                "-q",
+                "other",
+            ])
+            .output();
+        std::fs::write(d.join("new.txt"), "new\n").unwrap();
+        git(d, &["add", "-N", "new.txt"]);
+
+        let (files, known, loader) = IndexLoader::open(d).expect("opens");
+        assert_eq!(files, ["a.txt", "c.txt", "link", "new.txt", "run.sh"]);
+        let known = known.expect("the index is sorted");
+        assert_eq!(known.len(), files.len());
+        for (path, k) in files.iter().zip(known.iter()) {
+            match k {
+                Some((blob, mode)) => {
+                    assert_eq!(loader.stamp(path), (Stamp::Blob(*blob), *mode), "{path}")
+                }
+                None => assert_eq!(loader.entry(path), None, "{path}"),
+            }
+        }
+        let kinds: Vec<Option<FileMode>> = known.iter().map(|k| k.map(|(_, m)| m)).collect();
+        assert_eq!(
+            kinds,
+            [
+                Some(FileMode::Regular),
+                None, // conflicted
+                None, // symlink
+                None, // intent to add
+                Some(FileMode::Executable),
+            ]
+        );
     }
 }

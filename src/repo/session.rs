@@ -46,8 +46,11 @@ impl Session {
     /// Loads the visible files of `root`; contents are read on demand.
     pub fn open(root: &Path, opts: &SessionOptions) -> Result<Self, Error> {
         if opts.from_index {
-            let (files, loader) = IndexLoader::open(root)?;
-            return Ok(Self::from_parts(root, files, Arc::new(loader), opts));
+            let (files, known, loader) = IndexLoader::open(root)?;
+            let mut s = Self::from_parts(root, files, Arc::new(loader), opts);
+            let fs = s.ws.files(&s.db);
+            fs.set_known(&mut s.db).to(known);
+            return Ok(s);
         }
         let cache = opts.cache_dir.as_deref().map(crate::cache::shared);
         let (files, index) = scan_cached(root, cache.as_deref())?;
@@ -106,6 +109,10 @@ impl Session {
         let fs = self.ws.files(&self.db);
         if fs.paths(&self.db).as_slice() != paths.as_slice() {
             fs.set_paths(&mut self.db).to(Arc::new(paths));
+            // Known stamps go by position: they no longer line up.
+            if fs.known(&self.db).is_some() {
+                fs.set_known(&mut self.db).to(None);
+            }
         }
     }
 

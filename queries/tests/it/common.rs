@@ -122,3 +122,16 @@ pub fn example_workspace(db: &mut Database, paths: Vec<String>) -> pipetrim_quer
         false,
     )
 }
+
+/// A persistent cache in memory, shared by the databases of one test.
+#[derive(Default)]
+pub struct MemoryCache(std::sync::Mutex<std::collections::HashMap<Vec<u8>, Vec<u8>>>);
+
+impl pipetrim_queries::cache::LeafCache for MemoryCache {
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.0.lock().unwrap().get(key).cloned()
+    }
+    fn put(&self, key: Vec<u8>, value: Vec<u8>) {
+        self.0.lock().unwrap().insert(key, value);
+    }
+}

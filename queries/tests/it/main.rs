@@ -3,6 +3,7 @@
 
 mod common;
 mod hostile;
+mod known_stamps;
 mod model_reuse;
 mod prime;
 mod python_fixture;

@@ -3,8 +3,7 @@
 //! before any composition is analysed, skips those it can, and never
 //! changes the plan.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use pipetrim_queries::cache::LeafCache;
 use pipetrim_queries::db::MemoryLoader;
@@ -13,20 +12,7 @@ use pipetrim_queries::prime::prime_plan;
 use pipetrim_queries::python::composition_imports;
 use pipetrim_queries::{Database, Db, FileMode, Workspace};
 
-use crate::common::{count, example_loader, example_workspace};
-
-/// A persistent cache in memory, shared by the databases of one test.
-#[derive(Default)]
-struct MemoryCache(Mutex<HashMap<Vec<u8>, Vec<u8>>>);
-
-impl LeafCache for MemoryCache {
-    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        self.0.lock().unwrap().get(key).cloned()
-    }
-    fn put(&self, key: Vec<u8>, value: Vec<u8>) {
-        self.0.lock().unwrap().insert(key, value);
-    }
-}
+use crate::common::{MemoryCache, count, example_loader, example_workspace};
 
 /// A database over `loader`, logging the queries it executes.
 fn database(
