@@ -383,3 +383,48 @@ fn untracked_file(entry: &gix::dir::Entry) -> bool {
             Some(gix::dir::entry::Kind::Directory) | Some(gix::dir::entry::Kind::Repository) | None
         )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn git(dir: &Path, args: &[&str]) {
+        let out = std::process::Command::new("git")
+            .current_dir(dir)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(["-c", "init.defaultBranch=main"])
+            .args(args)
+            .output()
+            .expect("git runs");
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+    }
+
+    /// The repository is opened once, but a later open sees new commits
+    /// and a new index (as `watch` needs): only the configuration is kept.
+    #[test]
+    fn a_second_open_sees_the_repository_as_it_is_then() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let d = tmp.path();
+        git(d, &["init", "-q"]);
+        std::fs::write(d.join("a"), "1\n").unwrap();
+        git(d, &["add", "a"]);
+        git(d, &["commit", "-qm", "one"]);
+        let first = open(d).unwrap().head_id().unwrap().detach();
+        std::fs::write(d.join("a"), "2\n").unwrap();
+        std::fs::write(d.join("b"), "b\n").unwrap();
+        git(d, &["add", "a", "b"]);
+        git(d, &["commit", "-qm", "two"]);
+        let repo = open(d).unwrap();
+        let second = repo.head_id().unwrap().detach();
+        assert_ne!(first, second, "HEAD is read again");
+        assert_eq!(
+            diff_paths(&repo, first, second).unwrap(),
+            ["a", "b"],
+            "the new objects are found"
+        );
+        let index = crate::repo::load::read_repo_index(&repo).unwrap();
+        assert_eq!(index.entries().len(), 2, "the index is read again");
+    }
+}
