@@ -10,6 +10,7 @@ use crate::inputs::{Input, image_inputs};
 use crate::pathspec::{Pathspec, PathspecSet, any_changed};
 use crate::pipeline::{StepKind, template};
 use crate::python::composition_imports;
+use rustc_hash::FxHashMap;
 
 /// Where a step's glob came from.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
@@ -31,7 +32,9 @@ pub struct StepInputs {
     pub globs: Vec<(String, GlobOrigin)>,
     /// The globs compiled once (aligned with `globs`; `None` if malformed,
     /// which the step's error already reports).
-    pub compiled: Vec<Option<Pathspec>>,
+    /// Shared between the steps that name the same glob (an imported
+    /// module is in most composition steps' closures).
+    pub compiled: Vec<Option<Arc<Pathspec>>>,
     /// Images the step uses directly (compositions' images, cloudtest's).
     pub images: BTreeSet<String>,
     /// Those images and everything they depend on.
@@ -178,6 +181,7 @@ pub fn step_inputs(
     let comps = compositions(db, ws.files(db));
     let graph = image_graph(db, ws.files(db));
     let mut image_ids: Option<BTreeMap<&str, u32>> = None;
+    let mut parsed = FxHashMap::default();
     let mut out = Vec::with_capacity(tpl.steps.len());
     for step in &tpl.steps {
         if !step.kind.is_trimmable() {
@@ -323,7 +327,7 @@ pub fn step_inputs(
                 Err(e) => result = Err(e.clone()),
             }
         }
-        si.compiled = compile_globs(&si.globs, &mut si.fail_safe);
+        si.compiled = compile_globs(&si.globs, &mut si.fail_safe, &mut parsed);
         si.glob_list = si.globs.iter().map(|g| g.0.clone()).collect();
         si.image_list = si.images.iter().cloned().collect();
         out.push(result.map(|()| si));
@@ -346,14 +350,25 @@ fn image_ids_of(graph: &crate::images::ImageGraph) -> BTreeMap<&str, u32> {
 /// valid pathspec, or that git would read as something other than the path
 /// itself (a leading `:` is pathspec magic), is matched literally instead,
 /// with a fail-safe note, never dropped.
+///
+/// `parsed` holds the specs parsed so far for other steps (a warm run
+/// parsed each imported module's path once per step that imports it).
 fn compile_globs(
     globs: &[(String, GlobOrigin)],
     fail_safe: &mut Vec<FailSafe>,
-) -> Vec<Option<Pathspec>> {
+    parsed: &mut FxHashMap<String, Arc<Pathspec>>,
+) -> Vec<Option<Arc<Pathspec>>> {
     globs
         .iter()
         .map(|(g, origin)| {
-            let spec = Pathspec::parse(g);
+            let spec = match parsed.get(g.as_str()) {
+                Some(p) => Ok(p.clone()),
+                None => Pathspec::parse(g).map(|p| {
+                    let p = Arc::new(p);
+                    parsed.insert(g.clone(), p.clone());
+                    p
+                }),
+            };
             if *origin == GlobOrigin::Explicit {
                 return spec.ok();
             }
