@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::db::{Db, File, FileContent, file_content};
+use crate::diag::Diagnostic;
 
 /// The encodings' version: part of every key. Bump it whenever a cached
 /// type (or what a leaf computes) changes; `tests::encodings_are_pinned`
@@ -43,6 +44,9 @@ pub enum Kind {
     SelfHash = 8,
     /// `pipeline::template` (keyed by a digest of its text, see there).
     Template = 9,
+    /// `cargo::manifest`'s errors (keyed by the blob and the path, which
+    /// the error names; see [`leaf_result`]).
+    ManifestError = 10,
 }
 
 /// A persistent map from keys to bytes. Implementations must be safe to
@@ -178,6 +182,60 @@ where
     value
 }
 
+/// [`leaf`] for a result that is an error naming its file when it fails:
+/// a success is kept under the blob, as [`leaf`] keeps it; an error under
+/// the blob and the path (`error_kind`), so that a file that fails the
+/// same way on every run (a member glob matching a workspace manifest, an
+/// empty `Cargo.toml`) is not read and parsed again on every warm run.
+pub(crate) fn leaf_result<T>(
+    db: &dyn Db,
+    kind: Kind,
+    error_kind: Kind,
+    file: File,
+    compute: impl FnOnce(&FileContent) -> Result<T, Diagnostic>,
+) -> Result<T, Diagnostic>
+where
+    T: Serialize + DeserializeOwned,
+{
+    let blob = file.stamp(db).blob().copied();
+    let cache = db.leaf_cache();
+    let error_key = |blob: &[u8; 20]| {
+        use sha1::Digest;
+        let mut h = sha1::Sha1::new();
+        h.update(blob);
+        hash_str(&mut h, file.path(db));
+        key(error_kind, &h.finalize().into())
+    };
+    if let (Some(cache), Some(blob)) = (cache, blob.as_ref()) {
+        if let Some(v) = cache.get(&key(kind, blob)).and_then(|b| decode::<T>(&b)) {
+            return Ok(v);
+        }
+        if let Some(e) = cache
+            .get(&error_key(blob))
+            .and_then(|b| decode::<Diagnostic>(&b))
+        {
+            return Err(e);
+        }
+    }
+    let loaded = file_content(db, file);
+    let value = compute(&loaded.content);
+    if !loaded.verified
+        && let Some(blob) = blob
+    {
+        db.note_unverified(blob);
+    }
+    if let (Some(cache), Some(blob), true) = (cache, blob, loaded.verified) {
+        let entry = match &value {
+            Ok(v) => encode(v).map(|bytes| (key(kind, &blob), bytes)),
+            Err(e) => encode(e).map(|bytes| (error_key(&blob), bytes)),
+        };
+        if let Some((k, bytes)) = entry {
+            cache.put(k, bytes);
+        }
+    }
+    value
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,6 +274,11 @@ mod tests {
             encode(&[7u8; 20]),
             crate::images::cached_sample(),
             crate::pipeline::cached_sample(),
+            encode(
+                &Diagnostic::in_file("a/Cargo.toml", "missing `[package]` table")
+                    .at_line(Some(3))
+                    .hint("h"),
+            ),
         ] {
             let bytes = bytes.unwrap_or_default();
             h.update((bytes.len() as u64).to_le_bytes());
@@ -225,7 +288,7 @@ mod tests {
         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(
             (SCHEMA, hex.as_str()),
-            (1, "18607b97b382b60e65e9431d731625326fe14b68")
+            (1, "49ac3f8c09aaba4ad1af9fbc738c8c8f5ccfaef5")
         );
     }
 

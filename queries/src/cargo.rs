@@ -167,18 +167,17 @@ fn parse_toml<'a>(
     Ok((table, text))
 }
 
-/// Parses one crate manifest. A successful parse is kept in the persistent
-/// cache (errors name the path, so they are recomputed).
+/// Parses one crate manifest. Kept in the persistent cache: a success under
+/// its blob, an error (which names the path) under its blob and path.
 #[salsa::tracked(returns(ref))]
 pub fn manifest(db: &dyn Db, file: File) -> Result<Manifest, Diagnostic> {
     let path = file.path(db);
-    crate::cache::leaf(
+    crate::cache::leaf_result(
         db,
         crate::cache::Kind::Manifest,
+        crate::cache::Kind::ManifestError,
         file,
         |content| parse_manifest(path, content),
-        |r| r.as_ref().ok().cloned(),
-        Ok,
     )
 }
 

@@ -4,6 +4,7 @@
 mod common;
 mod hostile;
 mod known_stamps;
+mod manifest_cache;
 mod model_reuse;
 mod prime;
 mod python_fixture;
