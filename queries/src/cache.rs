@@ -159,6 +159,27 @@ where
     {
         return restore(v);
     }
+    let (value, vouched) = compute_leaf(db, file, blob, read, compute);
+    if let (Some(cache), Some(blob)) = (cache, vouched)
+        && let Some(repr) = store(&value)
+        && let Some(bytes) = encode(&repr)
+    {
+        cache.put(key(kind, &blob), bytes);
+    }
+    value
+}
+
+/// A leaf computed from `file`'s content (read as `read` says), and the
+/// blob id to store it under: `blob` when the loader vouched that the bytes
+/// are that blob, else `None` (and the blob is noted unverified, so that
+/// nothing derived from it is stored either).
+fn compute_leaf<T>(
+    db: &dyn Db,
+    file: File,
+    blob: Option<[u8; 20]>,
+    read: Read,
+    compute: impl FnOnce(&FileContent) -> T,
+) -> (T, Option<[u8; 20]>) {
     let owned;
     let loaded = match read {
         Read::Memoized => file_content(db, file),
@@ -173,13 +194,7 @@ where
     {
         db.note_unverified(blob);
     }
-    if let (Some(cache), Some(blob), true) = (cache, blob, loaded.verified)
-        && let Some(repr) = store(&value)
-        && let Some(bytes) = encode(&repr)
-    {
-        cache.put(key(kind, &blob), bytes);
-    }
-    value
+    (value, blob.filter(|_| loaded.verified))
 }
 
 /// [`leaf`] for a result that is an error naming its file when it fails:
@@ -217,14 +232,8 @@ where
             return Err(e);
         }
     }
-    let loaded = file_content(db, file);
-    let value = compute(&loaded.content);
-    if !loaded.verified
-        && let Some(blob) = blob
-    {
-        db.note_unverified(blob);
-    }
-    if let (Some(cache), Some(blob), true) = (cache, blob, loaded.verified) {
+    let (value, vouched) = compute_leaf(db, file, blob, Read::Memoized, compute);
+    if let (Some(cache), Some(blob)) = (cache, vouched) {
         let entry = match &value {
             Ok(v) => encode(v).map(|bytes| (key(kind, &blob), bytes)),
             Err(e) => encode(e).map(|bytes| (error_key(&blob), bytes)),

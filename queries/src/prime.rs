@@ -86,7 +86,7 @@ fn prime_imports(db: &Database, files: FileSet, options: Options, starts: &[File
         let next: Vec<File> = direct
             .edges
             .iter()
-            .filter(|e| !e.type_checking && (lazy || !e.in_function))
+            .filter(|e| e.followed(lazy))
             .map(|e| db.file(&e.target))
             .collect();
         let mut seen_now = seen.lock().unwrap_or_else(|e| e.into_inner());

@@ -384,22 +384,32 @@ fn untracked_file(entry: &gix::dir::Entry) -> bool {
         )
 }
 
+/// Runs git in `dir` for a unit test, isolated from the user's and the
+/// system's configuration; its output, whatever the exit status.
+#[cfg(test)]
+pub(crate) fn test_git_output(dir: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("git")
+        .current_dir(dir)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+        .args(["-c", "init.defaultBranch=main"])
+        .args(args)
+        .output()
+        .expect("git runs")
+}
+
+/// [`test_git_output`] that must succeed.
+#[cfg(test)]
+pub(crate) fn test_git(dir: &Path, args: &[&str]) {
+    let out = test_git_output(dir, args);
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_git as git;
     use super::*;
-
-    fn git(dir: &Path, args: &[&str]) {
-        let out = std::process::Command::new("git")
-            .current_dir(dir)
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
-            .args(["-c", "init.defaultBranch=main"])
-            .args(args)
-            .output()
-            .expect("git runs");
-        assert!(out.status.success(), "git {args:?}: {out:?}");
-    }
 
     /// The repository is opened once, but a later open sees new commits
     /// and a new index (as `watch` needs): only the configuration is kept.

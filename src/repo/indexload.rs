@@ -163,32 +163,8 @@ impl Loader for IndexLoader {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
-
-    fn git(dir: &Path, args: &[&str]) {
-        let out = std::process::Command::new("git")
-            .current_dir(dir)
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .args([
-                "-c",
-                "user.name=t",
-                "-c",
-                "user.email=t@t",
-                "-c",
-                "init.defaultBranch=main",
-            ])
-            .args(args)
-            .output()
-            .expect("git runs");
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    use crate::repo::git::{test_git as git, test_git_output};
 
     /// The stamps known in advance are, position by position, exactly what
     /// the loader stamps each path with, for every kind of entry: regular,
@@ -214,18 +190,7 @@ mod tests {
         std::fs::write(d.join("c.txt"), "main\n").unwrap();
         git(d, &["commit", "-qam", "main"]);
         // The merge conflicts on c.txt (exit status 1 is expected).
-        let _ = std::process::Command::new("git")
-            .current_dir(d)
-            .args([
-                "-c",
-                "user.name=t",
-                "-c",
-                "user.email=t@t",
-                "merge",
-                "-q",
-                "other",
-            ])
-            .output();
+        let _ = test_git_output(d, &["merge", "-q", "other"]);
         std::fs::write(d.join("new.txt"), "new\n").unwrap();
         git(d, &["add", "-N", "new.txt"]);
 

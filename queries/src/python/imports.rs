@@ -95,6 +95,15 @@ pub struct Edge {
     pub type_checking: bool,
 }
 
+impl Edge {
+    /// Whether the closure follows this import: never one under
+    /// `TYPE_CHECKING`, one in a function body only with `--lazy-imports`.
+    /// (The priming walks the same edges, `prime::prime_imports`.)
+    pub fn followed(&self, lazy: bool) -> bool {
+        !self.type_checking && (lazy || !self.in_function)
+    }
+}
+
 /// An absolute import that finds nothing under the Python roots although
 /// the repository holds a package of that name elsewhere: the roots are
 /// probably wrong (`--python-root ci`), and what the import loads is
@@ -476,7 +485,7 @@ pub fn import_closure(
             }
         }
         for e in &direct.edges {
-            if e.type_checking || (e.in_function && !lazy) {
+            if !e.followed(lazy) {
                 continue;
             }
             if seen.insert(e.target.clone()) {
