@@ -135,3 +135,33 @@ impl pipetrim_queries::cache::LeafCache for MemoryCache {
         self.0.lock().unwrap().insert(key, value);
     }
 }
+
+/// A database over `loader` that logs the queries it executes (see
+/// [`count`]), with `cache` as its persistent cache.
+pub fn logged_database(
+    loader: pipetrim_queries::db::MemoryLoader,
+    cache: Option<&Arc<MemoryCache>>,
+) -> (Database, pipetrim_queries::db::ExecutionLog) {
+    let (mut db, log) = Database::with_log(Arc::new(loader));
+    if let Some(c) = cache {
+        db.set_leaf_cache(Some(
+            c.clone() as Arc<dyn pipetrim_queries::cache::LeafCache>
+        ));
+    }
+    (db, log)
+}
+
+/// [`logged_database`] over the example's files, with its workspace.
+pub fn logged_example(
+    loader: &pipetrim_queries::db::MemoryLoader,
+    paths: &[String],
+    cache: Option<&Arc<MemoryCache>>,
+) -> (
+    Database,
+    pipetrim_queries::Workspace,
+    pipetrim_queries::db::ExecutionLog,
+) {
+    let (mut db, log) = logged_database(loader.clone(), cache);
+    let ws = example_workspace(&mut db, paths.to_vec());
+    (db, ws, log)
+}

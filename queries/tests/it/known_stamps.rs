@@ -5,13 +5,12 @@
 
 use std::sync::Arc;
 
-use pipetrim_queries::cache::LeafCache;
 use pipetrim_queries::db::{ExecutionLog, KnownStamps, MemoryLoader, blob_id};
 use pipetrim_queries::fingerprint::{Variant, fingerprints};
 use pipetrim_queries::{Database, FileMode, Workspace};
 use salsa::Setter;
 
-use crate::common::{MemoryCache, count, example_loader, example_workspace};
+use crate::common::{MemoryCache, count, example_loader, logged_example};
 
 fn database(
     loader: &MemoryLoader,
@@ -19,9 +18,7 @@ fn database(
     cache: &Arc<MemoryCache>,
     known: Option<KnownStamps>,
 ) -> (Database, Workspace, ExecutionLog) {
-    let (mut db, log) = Database::with_log(Arc::new(loader.clone()));
-    db.set_leaf_cache(Some(cache.clone() as Arc<dyn LeafCache>));
-    let ws = example_workspace(&mut db, paths.to_vec());
+    let (mut db, ws, log) = logged_example(loader, paths, Some(cache));
     ws.files(&db).set_known(&mut db).to(known);
     (db, ws, log)
 }

@@ -4,12 +4,11 @@
 
 use std::sync::Arc;
 
-use pipetrim_queries::cache::LeafCache;
 use pipetrim_queries::cargo::manifest;
 use pipetrim_queries::db::{ExecutionLog, MemoryLoader};
-use pipetrim_queries::{Database, Db, Diagnostic, FileMode};
+use pipetrim_queries::{Db, Diagnostic, FileMode};
 
-use crate::common::{MemoryCache, count};
+use crate::common::{MemoryCache, count, logged_database};
 
 fn manifest_of(
     files: &[(&str, &str)],
@@ -22,8 +21,7 @@ fn manifest_of(
             .files
             .insert(p.to_string(), (text.as_bytes().to_vec(), FileMode::Regular));
     }
-    let (mut db, log) = Database::with_log(Arc::new(loader));
-    db.set_leaf_cache(Some(cache.clone() as Arc<dyn LeafCache>));
+    let (db, log) = logged_database(loader, Some(cache));
     let m = manifest(&db, db.file(path)).clone().map(|m| m.name);
     (m, log)
 }

@@ -1,8 +1,6 @@
 //! Salsa reuse for the repository model and fingerprints (issues 2 and 5):
 //! after an edit only the queries that read the edited file re-execute.
 
-use std::sync::Arc;
-
 use pipetrim_queries::cargo::cargo_workspace;
 use pipetrim_queries::db::{ExecutionLog, MemoryLoader};
 use pipetrim_queries::fingerprint::{Variant, fingerprints};
@@ -16,8 +14,7 @@ use crate::common::count;
 /// The bundled example repository, in memory.
 fn example() -> (Database, Workspace, ExecutionLog, MemoryLoader) {
     let (loader, paths) = crate::common::example_loader();
-    let (mut db, log) = Database::with_log(Arc::new(loader.clone()));
-    let ws = crate::common::example_workspace(&mut db, paths);
+    let (db, ws, log) = crate::common::logged_example(&loader, &paths, None);
     (db, ws, log, loader)
 }
 

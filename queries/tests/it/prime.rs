@@ -5,37 +5,17 @@
 
 use std::sync::Arc;
 
-use pipetrim_queries::cache::LeafCache;
 use pipetrim_queries::db::MemoryLoader;
 use pipetrim_queries::plan::{Plan, plan};
 use pipetrim_queries::prime::prime_plan;
 use pipetrim_queries::python::composition_imports;
 use pipetrim_queries::{Database, Db, FileMode, Workspace};
 
-use crate::common::{MemoryCache, count, example_loader, example_workspace};
-
-/// A database over `loader`, logging the queries it executes.
-fn database(
-    loader: &MemoryLoader,
-    paths: &[String],
-    cache: Option<&Arc<MemoryCache>>,
-) -> (
-    Database,
-    Workspace,
-    Vec<String>,
-    pipetrim_queries::db::ExecutionLog,
-) {
-    let (mut db, log) = Database::with_log(Arc::new(loader.clone()));
-    if let Some(c) = cache {
-        db.set_leaf_cache(Some(c.clone() as Arc<dyn LeafCache>));
-    }
-    let ws = example_workspace(&mut db, paths.to_vec());
-    (db, ws, paths.to_vec(), log)
-}
+use crate::common::{MemoryCache, count, example_loader, logged_example};
 
 /// The plan without priming, on a fresh database without a cache.
 fn unprimed(loader: &MemoryLoader, paths: &[String]) -> Arc<Plan> {
-    let (db, ws, _, _) = database(loader, paths, None);
+    let (db, ws, _) = logged_example(loader, paths, None);
     plan(&db, ws).clone().unwrap()
 }
 
@@ -47,7 +27,7 @@ fn primed(db: &Database, ws: Workspace) -> Arc<Plan> {
 #[test]
 fn priming_resolves_every_import_before_a_composition_is_analysed() {
     let (loader, paths) = example_loader();
-    let (db, ws, _, log) = database(&loader, &paths, None);
+    let (db, ws, log) = logged_example(&loader, &paths, None);
     assert_eq!(primed(&db, ws), unprimed(&loader, &paths));
     let log = log.lock().unwrap().clone();
     let last_import = log
@@ -68,12 +48,12 @@ fn priming_resolves_every_import_before_a_composition_is_analysed() {
 fn stored_analyses_are_reused_and_only_the_compositions_an_edit_reaches_are_primed() {
     let (loader, paths) = example_loader();
     let cache = Arc::new(MemoryCache::default());
-    let (db, ws, _, _) = database(&loader, &paths, Some(&cache));
+    let (db, ws, _) = logged_example(&loader, &paths, Some(&cache));
     let first = primed(&db, ws);
     assert_eq!(first, unprimed(&loader, &paths));
 
     // Everything stored: nothing is parsed or resolved again.
-    let (db, ws, _, log) = database(&loader, &paths, Some(&cache));
+    let (db, ws, log) = logged_example(&loader, &paths, Some(&cache));
     assert_eq!(primed(&db, ws), first);
     let warm = log.lock().unwrap().clone();
     assert_eq!(count(&warm, "direct_imports"), 0, "{warm:?}");
@@ -91,7 +71,7 @@ fn stored_analyses_are_reused_and_only_the_compositions_an_edit_reaches_are_prim
     edited
         .files
         .insert(postgres.to_string(), (text, FileMode::Regular));
-    let (db, ws, _, log) = database(&edited, &paths, Some(&cache));
+    let (db, ws, log) = logged_example(&edited, &paths, Some(&cache));
     assert_eq!(primed(&db, ws), unprimed(&edited, &paths));
     let after = log.lock().unwrap().clone();
     let smoke = db.file("test/smoke/mzcompose.py");
