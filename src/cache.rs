@@ -255,6 +255,19 @@ impl DiskCache {
             return 0;
         }
         let started = Instant::now();
+        // No file yet (the first run on an agent): build it in memory and
+        // put it in place whole. Anything unusual (the file appeared
+        // meanwhile, an I/O error) goes the ordinary way below, which merges
+        // into the other process's file or says what went wrong.
+        if !self.path.exists()
+            && let Ok(Ok(Some((written, evicted)))) =
+                catch_unwind(AssertUnwindSafe(|| self.write_fresh(&pending)))
+        {
+            let mut s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+            s.written += written;
+            s.evicted += evicted;
+            return written;
+        }
         let mut rebuilt = false;
         loop {
             let attempt = catch_unwind(AssertUnwindSafe(|| self.write(&pending)));
@@ -333,6 +346,52 @@ impl DiskCache {
         let mut db = redb::Builder::new()
             .set_cache_size(16 << 20)
             .create(&self.path)?;
+        self.insert(&mut db, pending)
+    }
+
+    /// Writes a new cache file from scratch: the database is built in
+    /// memory, then written with one `write` and one sync to a temporary
+    /// file that is renamed into place only if no file is there yet. A
+    /// first run on an agent so pays for neither redb's page-by-page writes
+    /// nor a sync at each growth of the file (half of its flush on c01),
+    /// and no reader ever sees a partial file. `None`: another process
+    /// created the file meanwhile (the caller merges into it).
+    fn write_fresh(
+        &self,
+        pending: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<Option<(usize, usize)>, redb::Error> {
+        use std::io::Write;
+        use std::os::unix::fs::PermissionsExt;
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let image = MemFile::default();
+        let bytes = image.0.clone();
+        let mut db = redb::Builder::new()
+            .set_cache_size(16 << 20)
+            .create_with_backend(image)?;
+        let done = self.insert(&mut db, pending)?;
+        drop(db);
+        let bytes = std::mem::take(&mut *bytes.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".leaves-")
+            .suffix(".tmp")
+            .permissions(std::fs::Permissions::from_mode(0o644))
+            .tempfile_in(dir)?;
+        tmp.write_all(&bytes)?;
+        tmp.as_file().sync_data()?;
+        match tmp.persist_noclobber(&self.path) {
+            Ok(_) => Ok(Some(done)),
+            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(None),
+            Err(e) => Err(e.error.into()),
+        }
+    }
+
+    /// Inserts `pending` in one transaction (marking a new file with the
+    /// format), then evicts if the file grew past the bound.
+    fn insert(
+        &self,
+        db: &mut redb::Database,
+        pending: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<(usize, usize), redb::Error> {
         let tx = db.begin_write()?;
         {
             let mut meta = tx.open_table(META)?;
@@ -359,7 +418,7 @@ impl DiskCache {
         let in_use = tx.stats()?.stored_bytes();
         tx.commit()?;
         let evicted = if in_use > self.max_bytes {
-            self.evict(&mut db)?
+            self.evict(db)?
         } else {
             0
         };
@@ -404,6 +463,57 @@ impl DiskCache {
         tx.commit()?;
         let _ = db.compact();
         Ok(doomed.len())
+    }
+}
+
+/// A database file held in memory ([`DiskCache::write_fresh`]); the bytes
+/// stay reachable through the shared handle after redb drops its backend.
+#[derive(Debug, Default)]
+struct MemFile(std::sync::Arc<Mutex<Vec<u8>>>);
+
+impl MemFile {
+    fn bytes(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn out_of_range() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidInput, "out of range")
+}
+
+impl redb::StorageBackend for MemFile {
+    fn len(&self) -> Result<u64, std::io::Error> {
+        Ok(self.bytes().len() as u64)
+    }
+
+    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), std::io::Error> {
+        let bytes = self.bytes();
+        let start = usize::try_from(offset).map_err(|_| out_of_range())?;
+        let src = bytes
+            .get(start..start.saturating_add(out.len()))
+            .ok_or_else(out_of_range)?;
+        out.copy_from_slice(src);
+        Ok(())
+    }
+
+    fn set_len(&self, len: u64) -> Result<(), std::io::Error> {
+        let len = usize::try_from(len).map_err(|_| out_of_range())?;
+        self.bytes().resize(len, 0);
+        Ok(())
+    }
+
+    fn sync_data(&self) -> Result<(), std::io::Error> {
+        Ok(())
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
+        let mut bytes = self.bytes();
+        let start = usize::try_from(offset).map_err(|_| out_of_range())?;
+        let dst = bytes
+            .get_mut(start..start.saturating_add(data.len()))
+            .ok_or_else(out_of_range)?;
+        dst.copy_from_slice(data);
+        Ok(())
     }
 }
 
@@ -541,6 +651,39 @@ mod tests {
                 ..Stats::default()
             }
         );
+    }
+
+    /// The first flush builds the file whole; a process that also found no
+    /// file, and flushes after it, merges into that file rather than
+    /// replacing it, and no temporary file is left behind.
+    #[test]
+    fn a_new_file_is_put_in_place_whole_and_never_clobbered() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = DiskCache::new(dir.path());
+        let second = DiskCache::new(dir.path());
+        assert_eq!(first.get(b"a"), None);
+        assert_eq!(second.get(b"b"), None);
+        first.put(b"a".to_vec(), b"1".to_vec());
+        second.put(b"b".to_vec(), b"2".to_vec());
+        assert_eq!(second.flush(), 1);
+        assert!(second.path().exists());
+        // `first` also saw no file; the file now there is not replaced.
+        let pending = first.pending.lock().unwrap().clone();
+        assert_eq!(first.write_fresh(&pending).unwrap(), None);
+        assert_eq!(first.flush(), 1);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, ["leaves-v1.redb"]);
+        let reader = DiskCache::new(dir.path());
+        assert_eq!(reader.get(b"a"), Some(b"1".to_vec()));
+        assert_eq!(reader.get(b"b"), Some(b"2".to_vec()));
+        drop(reader);
+        // The file built in memory is an ordinary redb file with the format
+        // marker: redb opens it and the marker checks out.
+        let db = redb::Database::open(second.path()).unwrap();
+        check_meta_write(&db.begin_write().unwrap()).unwrap();
     }
 
     #[test]
