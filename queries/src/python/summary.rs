@@ -233,56 +233,84 @@ pub fn module_summary(db: &dyn Db, file: File) -> ModuleSummary {
 /// by [`nesting_bound`]); deeper files are reported as unparseable.
 pub const MAX_PYTHON_NESTING: usize = 1000;
 
-/// The stack the parser and the tree walk run on. Both recurse once (or a
-/// few times) per level of the syntax tree, and a stack overflow aborts the
-/// process (it cannot be caught), so the depth is bounded before parsing by
-/// [`nesting_bound`], and a deep file is parsed on a stack segment of this
-/// size (tests parse the densest forms at the limit in debug builds, and
-/// they pass with 8 MiB too). The segment is virtual memory: only the part
-/// a parse touches is ever committed.
+/// The stack the tree walk and the tree's drop run on for a file deeper
+/// than [`INLINE_PARSE_DEPTH`]. Both recurse once (or a few times) per level
+/// of the syntax tree, and a stack overflow aborts the process (it cannot be
+/// caught), so the depth is bounded first by [`nesting_bound`] (tests walk
+/// the densest forms at the limit in debug builds, and they pass with 8 MiB
+/// too). The segment is virtual memory: only the part a walk touches is ever
+/// committed.
 const PARSE_STACK_BYTES: usize = 64 << 20;
 
-/// Files whose depth bound is at most this are parsed on the caller's stack:
+/// Files whose depth bound is at most this are walked on the caller's stack:
 /// 1000 levels fit in 8 MiB in debug builds, so 64 need well under the 2 MiB
 /// of a rayon worker.
 const INLINE_PARSE_DEPTH: usize = 64;
 
 /// The summary of Python source text (the pure part of [`module_summary`]).
 ///
-/// Never recurses without bound: files nested deeper than
-/// [`MAX_PYTHON_NESTING`] are refused with a parse failure (which the
-/// callers treat fail safe), and the parse runs on its own large stack.
+/// Never recurses without bound. The parser guards its own recursion (it
+/// grows its stack with stacker as it nests), so the file is parsed first,
+/// and the depth bound is read off the tokens the parser kept, not from a
+/// second lexing of the file (which cost 7 % of a cold run). The walk and
+/// the drop of the tree are not guarded: a file nested deeper than
+/// [`MAX_PYTHON_NESTING`] is refused with a parse failure (which callers
+/// treat fail safe), and a deep one is walked on a stack segment of its own.
 pub fn summarize(text: &str) -> ModuleSummary {
     let failure = |line: Option<usize>, message: String| ModuleSummary {
         parse_error: Some(ParseFailure { line, message }),
         ..ModuleSummary::default()
     };
-    let Some(depth) = nesting_bound(text, MAX_PYTHON_NESTING) else {
+    let options = ruff_python_parser::ParseOptions::from(ruff_python_parser::Mode::Module);
+    let parsed = std::panic::catch_unwind(|| {
+        ruff_python_parser::parse_unchecked(text, options).try_into_module()
+    });
+    let Ok(Some(parsed)) = parsed else {
+        return failure(None, "the Python parser panicked".into());
+    };
+    let kinds = parsed.tokens().iter().map(|t| t.kind());
+    let Some(depth) = nesting_bound_of(kinds, MAX_PYTHON_NESTING) else {
+        // Dropping the tree recurses as deep as it is nested: it is left
+        // unfreed instead. Only a hostile file gets here (CPython itself
+        // refuses 200 nested brackets), and its failure is cached under its
+        // blob, so the same content is not parsed again.
+        std::mem::forget(parsed);
         return failure(
             None,
             format!("nested deeper than {MAX_PYTHON_NESTING} levels: not parsed"),
         );
     };
     if depth <= INLINE_PARSE_DEPTH {
-        // Shallow (almost every real file): the caller's stack has room,
-        // and a thread per file cost a third of a cold plan.
-        return summarize_unguarded(text);
+        // Shallow (almost every real file): the caller's stack has room.
+        return summarize_parsed(text, parsed);
     }
-    // Deeper: on a stack segment of its own, switched to on this thread. A
-    // thread per file cost more (on c01, 9 of 286 files): each new thread's
-    // allocator heap starts on fresh pages, which the kernel zeroes.
+    // Deeper: on a stack segment of its own, switched to on this thread (a
+    // thread per file cost more: each new thread's allocator heap starts on
+    // fresh pages, which the kernel zeroes).
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        stacker::grow(PARSE_STACK_BYTES, || summarize_unguarded(text))
+        stacker::grow(PARSE_STACK_BYTES, || summarize_parsed(text, parsed))
     }))
-    .unwrap_or_else(|_| failure(None, "the Python parser panicked".into()))
+    .unwrap_or_else(|_| failure(None, "walking the Python syntax tree panicked".into()))
 }
 
 /// An upper bound on the depth of the syntax tree of `text`, computed from
-/// tokens without recursion: within one comma-separated item, each token
+/// its tokens without recursion (see [`nesting_bound_of`]); `None` when it
+/// exceeds `limit`.
+pub fn nesting_bound(text: &str, limit: usize) -> Option<usize> {
+    let mut lexer = ruff_python_parser::lexer::lex(text, ruff_python_parser::Mode::Module);
+    nesting_bound_of(std::iter::from_fn(|| Some(lexer.next_token())), limit)
+}
+
+/// An upper bound on the depth of the syntax tree of a token stream,
+/// computed without recursion: within one comma-separated item, each token
 /// can add at most one level (`- - - x`, `a + b + c`, `a.b.c`, `lambda: …`),
 /// each bracket (or f-string) adds one, and each indentation level one.
-/// `None` as soon as the bound exceeds `limit` (the lexer is not recursive).
-pub fn nesting_bound(text: &str, limit: usize) -> Option<usize> {
+/// `None` as soon as the bound exceeds `limit`. The stream ends at its end
+/// or at `EndOfFile`.
+pub fn nesting_bound_of(
+    kinds: impl Iterator<Item = ruff_python_ast::token::TokenKind>,
+    limit: usize,
+) -> Option<usize> {
     use ruff_python_ast::token::TokenKind as T;
 
     /// One open bracket: tokens of its current item, the deepest bracket
@@ -304,12 +332,10 @@ pub fn nesting_bound(text: &str, limit: usize) -> Option<usize> {
         }
     }
 
-    let mut lexer = ruff_python_parser::lexer::lex(text, ruff_python_parser::Mode::Module);
     let mut stack: Vec<Frame> = vec![Frame::default()];
     let mut indent = 0usize;
     let mut max = 0usize;
-    loop {
-        let kind = lexer.next_token();
+    for kind in kinds {
         match kind {
             T::EndOfFile => break,
             T::Indent => indent += 1,
@@ -374,21 +400,21 @@ pub fn nesting_bound(text: &str, limit: usize) -> Option<usize> {
     (max <= limit).then_some(max)
 }
 
-/// [`summarize`] without the depth guard and on the caller's stack.
-fn summarize_unguarded(text: &str) -> ModuleSummary {
+/// [`summarize`] of a parsed file, on the caller's stack.
+fn summarize_parsed(
+    text: &str,
+    parsed: ruff_python_parser::Parsed<ast::ModModule>,
+) -> ModuleSummary {
     let lines = LineIndex::new(text);
-    let parsed = match ruff_python_parser::parse_module(text) {
-        Ok(p) => p,
-        Err(e) => {
-            return ModuleSummary {
-                parse_error: Some(ParseFailure {
-                    line: Some(lines.line(e.location.start())),
-                    message: format!("syntax error: {}", e.error),
-                }),
-                ..ModuleSummary::default()
-            };
-        }
-    };
+    if let Some(e) = parsed.errors().first() {
+        return ModuleSummary {
+            parse_error: Some(ParseFailure {
+                line: Some(lines.line(e.location.start())),
+                message: format!("syntax error: {}", e.error),
+            }),
+            ..ModuleSummary::default()
+        };
+    }
     let body = &parsed.syntax().body;
     let mut w = Walker {
         lines,

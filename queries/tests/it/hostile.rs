@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use pipetrim_queries::db::MemoryLoader;
 use pipetrim_queries::python::summarize;
-use pipetrim_queries::python::summary::{MAX_PYTHON_NESTING, nesting_bound};
+use pipetrim_queries::python::summary::{MAX_PYTHON_NESTING, nesting_bound, nesting_bound_of};
 use pipetrim_queries::{Database, Db, FileMode};
 
 /// Runs `f` on a thread; fails if it does not finish within `limit`.
@@ -249,4 +249,34 @@ fn python_nesting_bound_is_an_upper_bound_on_real_code() {
     // Long flat literals and long comma lists are shallow.
     let src = format!("X = [{}]\n", vec!["\"a\""; 50_000].join(", "));
     assert!(nesting_bound(&src, MAX_PYTHON_NESTING).unwrap() < 10);
+}
+
+/// `summarize` reads the bound off the parser's tokens; it is the bound
+/// the lexer gives (the one the tests above probe), form by form, below and
+/// above the limit, and on ordinary code.
+#[test]
+fn python_nesting_bound_from_the_parsers_tokens_is_the_lexers() {
+    let ordinary = "import os\n\nclass A:\n    def f(self, x):\n        return [y + 1 for y in x if y]  # c\n\nX = {\"a\": f\"{x!r:>{w}}\", \"b\": (4, 5)}\n";
+    let mut sources = vec![ordinary.to_string()];
+    for n in [1, 30, 400, 1200] {
+        sources.extend(python_forms(n).into_iter().map(|f| f.1));
+    }
+    for src in sources {
+        let options = ruff_python_parser::ParseOptions::from(ruff_python_parser::Mode::Module);
+        let parsed = within(LIMIT, {
+            let src = src.clone();
+            move || {
+                let p = ruff_python_parser::parse_unchecked(&src, options);
+                let kinds: Vec<_> = p.tokens().iter().map(|t| t.kind()).collect();
+                std::mem::forget(p);
+                kinds
+            }
+        });
+        assert_eq!(
+            nesting_bound_of(parsed.into_iter(), MAX_PYTHON_NESTING),
+            nesting_bound(&src, MAX_PYTHON_NESTING),
+            "{}",
+            &src[..src.len().min(60)]
+        );
+    }
 }
