@@ -244,3 +244,34 @@ fn edit_unread(loader: &MemoryLoader, path: &str, content: &str) {
         (content.as_bytes().to_vec(), FileMode::Regular),
     );
 }
+
+/// A Python module is read for its parse and not kept: a cold plan reads
+/// each module once, through no `file_content` memo, and re-parsing an
+/// edited module reads it again the same way.
+#[test]
+fn python_modules_are_parsed_without_keeping_their_text() {
+    let (mut db, ws, log, loader) = example();
+    let _ = plan(&db, ws);
+    let cold = take(&log, &db);
+    assert!(count(&cold, "module_summary") >= 3, "{cold:?}");
+    let module = "misc/python/materialize/mzcompose/services/postgres.py";
+    let id = db.file(module).as_id();
+    assert!(
+        cold.contains(&format!("module_summary({id:?})")),
+        "{cold:?}"
+    );
+    assert!(!cold.contains(&format!("file_content({id:?})")), "{cold:?}");
+    edit(
+        &mut db,
+        &loader,
+        module,
+        "from materialize.mzcompose.service import Service\n\n\nclass Postgres(Service):\n    def __init__(self) -> None:\n        super().__init__(name=\"postgres\", config={\"image\": \"postgres:17\"})\n",
+    );
+    let _ = plan(&db, ws);
+    let warm = take(&log, &db);
+    assert!(
+        warm.contains(&format!("module_summary({id:?})")),
+        "{warm:?}"
+    );
+    assert_eq!(count(&warm, "file_content"), 0, "{warm:?}");
+}
