@@ -2,11 +2,14 @@
 //! real checkout: `cargo run --release --example watch_latency -- DIR BASE`.
 //!
 //! It edits (appends a comment to) a Rust file, a Python module and a
-//! Dockerfile of DIR in turn, applies each edit to a `WatchEngine` as the
-//! watcher would, and restores the file. Run it on a scratch checkout only.
+//! Dockerfile of DIR in turn, and the Python module once more with a line
+//! added at its top (`python-lines`: every line moves, so its summary
+//! changes, which an appended comment leaves as it was), applies each edit
+//! to a `WatchEngine` as the watcher would, and restores the file. Run it on a scratch checkout only.
 //! `N` (default 20) edits per kind; prints the median and the minimum.
 //! Without the persistent cache unless `PIPETRIM_CACHE_DIR` names one.
-//! `ONLY=rust` (or `python`, `dockerfile`) edits one kind only (for profiles).
+//! `ONLY=rust` (or `python`, `python-lines`, `dockerfile`) edits one kind
+//! only (for profiles).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -42,13 +45,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     .into_iter()
     .find(|p| root.join(p).exists())
     .ok_or("no Dockerfile to edit")?;
-    for (kind, path) in [
-        ("rust", "src/persist-client/src/lib.rs"),
-        (
-            "python",
-            "misc/python/materialize/mzcompose/services/postgres.py",
-        ),
-        ("dockerfile", dockerfile),
+    let python = "misc/python/materialize/mzcompose/services/postgres.py";
+    for (kind, path, at_top) in [
+        ("rust", "src/persist-client/src/lib.rs", false),
+        ("python", python, false),
+        ("python-lines", python, true),
+        ("dockerfile", dockerfile, false),
     ] {
         if std::env::var("ONLY").is_ok_and(|only| only != kind) {
             continue;
@@ -58,7 +60,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut times = Vec::with_capacity(n);
         for i in 0..n {
             let mut edited = original.clone();
-            edited.extend_from_slice(format!("\n# edit {i}\n").as_bytes());
+            let line = format!("\n# edit {i}\n");
+            if at_top {
+                edited.splice(0..0, line.bytes().skip(1));
+            } else {
+                edited.extend_from_slice(line.as_bytes());
+            }
             std::fs::write(&full, if i % 2 == 0 { &edited } else { &original })?;
             let t = Instant::now();
             std::hint::black_box(engine.apply(&[PathChange::Path(path.to_string())]));

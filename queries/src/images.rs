@@ -9,7 +9,7 @@ use serde_yaml_ng::Value;
 use crate::db::{Db, File, FileSet, Options, content_text};
 use crate::diag::{Diagnostic, line_of};
 use crate::paths;
-use crate::python::{composition_images, composition_imports};
+use crate::python::analysis::composition_inputs;
 use crate::yaml;
 
 /// A pre-image action of an image.
@@ -573,15 +573,13 @@ pub fn used_images(
     graph: &ImageGraph,
 ) -> UsedImages {
     let file = db.file(&format!("{dir}/mzcompose.py"));
-    let imgs = composition_images(db, files, options, file);
+    let imgs = composition_inputs(db, files, options, file);
     // An import the roots cannot resolve (wrong `--python-root`) may load
     // any service class: every image, as for a value that cannot be read.
-    let every_image = imgs.every_image.clone().or_else(|| {
-        composition_imports(db, files, options, file)
-            .unresolved
-            .first()
-            .map(|u| u.diagnostic.clone())
-    });
+    let every_image = imgs
+        .every_image()
+        .cloned()
+        .or_else(|| imgs.unresolved().first().map(|u| u.diagnostic.clone()));
     if let Some(why) = every_image {
         return UsedImages {
             names: graph.images.keys().cloned().collect(),
@@ -590,7 +588,7 @@ pub fn used_images(
     }
     UsedImages {
         names: imgs
-            .names
+            .image_names()
             .iter()
             .filter(|n| graph.images.contains_key(*n))
             .cloned()

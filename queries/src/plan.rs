@@ -9,7 +9,7 @@ use crate::images::{compositions, image_graph, used_images};
 use crate::inputs::{Input, image_inputs};
 use crate::pathspec::{Pathspec, PathspecSet, any_changed};
 use crate::pipeline::{StepKind, template};
-use crate::python::composition_imports;
+use crate::python::analysis::composition_inputs;
 use rustc_hash::FxHashMap;
 
 /// Where a step's glob came from.
@@ -226,8 +226,8 @@ pub fn step_inputs(
                 },
             ));
             let file = db.file(&format!("{dir}/mzcompose.py"));
-            let closure = composition_imports(db, ws.files(db), ws.options(db), file);
-            for f in &closure.files {
+            let closure = composition_inputs(db, ws.files(db), ws.options(db), file);
+            for f in closure.files() {
                 si.globs.push((
                     f.clone(),
                     GlobOrigin::Import {
@@ -236,13 +236,13 @@ pub fn step_inputs(
                 ));
             }
             let roots = ws.options(db).python_roots(db);
-            for d in &closure.unsure {
+            for d in closure.unsure() {
                 si.add_fail_safe(FailSafe {
                     python_roots: roots.clone(),
                     ..FailSafe::new(d.clone())
                 });
             }
-            for u in &closure.unresolved {
+            for u in closure.unresolved() {
                 si.add_fail_safe(FailSafe {
                     python_roots: roots.clone(),
                     literal: u.packages.clone(),

@@ -14,7 +14,8 @@ use crate::fingerprint::content_sha1;
 use crate::images::{compositions, dockerfile_deps, is_mzbuild_path, mzbuild_config};
 use crate::pipeline::template;
 use crate::python::analysis::stored_analysis;
-use crate::python::{composition_images, composition_imports, direct_imports};
+use crate::python::imports::ranked_imports;
+use crate::python::{composition_images, composition_imports};
 
 /// Analyses, in parallel, the compositions the pipeline's steps use, and
 /// parses the manifests (Cargo.toml, mzbuild.yml, Dockerfile) the model reads.
@@ -82,7 +83,7 @@ fn prime_imports(db: &Database, files: FileSet, options: Options, starts: &[File
         seen: &'s Mutex<FxHashSet<File>>,
         (files, options, lazy): (FileSet, Options, bool),
     ) {
-        let direct = direct_imports(&db, files, options, file);
+        let direct = ranked_imports(&db, files, options, file);
         let next: Vec<File> = direct
             .edges
             .iter()

@@ -39,7 +39,9 @@ use crate::diag::Diagnostic;
 use crate::paths;
 
 use super::images::{CompositionImages, ImageSource, image_analysis};
+use super::imports::unrank_diagnostic;
 use super::imports::{ImportClosure, Unresolved, Via, import_closure};
+use super::summary::line_of_rank;
 
 /// What the analysis of a composition found.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -67,24 +69,128 @@ pub fn composition_analysis(
     {
         return found.clone();
     }
-    let imports = import_closure(db, files, options, composition);
-    let images = image_analysis(db, files, options, composition);
-    let found = CompositionAnalysis {
-        imports,
-        images: images.images,
-    };
+    let ranked = ranked_analysis(db, files, options, composition);
+    let found = unrank(db, &ranked.analysis);
     if let Some(cache) = cache {
         // Every file it read: the closure's (each one's direct imports)
         // and the image lookups'.
         let read: Vec<File> = std::iter::once(composition)
             .chain(found.imports.via.keys().map(|p| db.file(p)))
-            .chain(images.read.iter().copied())
+            .chain(ranked.read.iter().copied())
             .collect();
         if let Some(bytes) = Stored::new(db, &read, &found).and_then(|s| encode(&s)) {
             cache.put(analysis_key(db, files, options, composition), bytes);
         }
     }
     Arc::new(found)
+}
+
+/// What the steps' inputs read of a composition's analysis: the closure's
+/// files and fail-safe notes, the image names and the every-image note;
+/// not where each import or image comes from (`via`, which carries lines).
+/// A firewall: its equality ignores `via`, so an edit that only moves lines
+/// (which changes `via`) leaves it equal, and the plan does not rebuild the
+/// inputs of every step that uses the composition (1,500 at scale 10).
+#[derive(Clone, Debug)]
+pub struct CompositionInputs(Arc<CompositionAnalysis>);
+
+impl CompositionInputs {
+    pub fn files(&self) -> &[String] {
+        &self.0.imports.files
+    }
+    pub fn unsure(&self) -> &[Diagnostic] {
+        &self.0.imports.unsure
+    }
+    pub fn unresolved(&self) -> &[super::imports::Unresolved] {
+        &self.0.imports.unresolved
+    }
+    pub fn image_names(&self) -> &[String] {
+        &self.0.images.names
+    }
+    pub fn every_image(&self) -> Option<&Diagnostic> {
+        self.0.images.every_image.as_ref()
+    }
+}
+
+impl PartialEq for CompositionInputs {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+            || (self.files() == other.files()
+                && self.unsure() == other.unsure()
+                && self.unresolved() == other.unresolved()
+                && self.image_names() == other.image_names()
+                && self.every_image() == other.every_image())
+    }
+}
+
+impl Eq for CompositionInputs {}
+
+/// [`CompositionInputs`] of a composition.
+#[salsa::tracked(returns(ref))]
+pub fn composition_inputs(
+    db: &dyn Db,
+    files: FileSet,
+    options: Options,
+    composition: File,
+) -> CompositionInputs {
+    CompositionInputs(composition_analysis(db, files, options, composition).clone())
+}
+
+/// A composition's analysis over the shapes of its modules
+/// ([`super::summary::module_shape`]): each line is a rank in its file.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RankedAnalysis {
+    pub analysis: CompositionAnalysis,
+    /// The files whose summaries the image lookups read.
+    pub read: Vec<File>,
+}
+
+/// The closure and images of a composition, computed over its modules'
+/// shapes. An edit that only moves lines in a module leaves this memo
+/// valid: [`composition_analysis`] then only maps its lines again.
+#[salsa::tracked(returns(ref))]
+pub fn ranked_analysis(
+    db: &dyn Db,
+    files: FileSet,
+    options: Options,
+    composition: File,
+) -> Arc<RankedAnalysis> {
+    let imports = import_closure(db, files, options, composition);
+    let images = image_analysis(db, files, options, composition);
+    Arc::new(RankedAnalysis {
+        analysis: CompositionAnalysis {
+            imports,
+            images: images.images,
+        },
+        read: images.read,
+    })
+}
+
+/// `ranked` with real line numbers: each line is a rank in the file named
+/// beside it (the importer of a `via` edge, an image source's file, a
+/// diagnostic's file).
+fn unrank(db: &dyn Db, ranked: &CompositionAnalysis) -> CompositionAnalysis {
+    let mut out = ranked.clone();
+    let c = &mut out.imports;
+    for via in c.via.values_mut() {
+        via.line = line_of_rank(db, db.file(&via.importer), via.line);
+    }
+    for d in &mut c.unsure {
+        unrank_diagnostic(db, d);
+    }
+    for u in &mut c.unresolved {
+        unrank_diagnostic(db, &mut u.diagnostic);
+    }
+    let i = &mut out.images;
+    if let Some(d) = &mut i.every_image {
+        unrank_diagnostic(db, d);
+    }
+    for sources in i.via.values_mut() {
+        for s in sources {
+            s.line = line_of_rank(db, db.file(&s.file), s.line);
+        }
+    }
+    out
 }
 
 /// The analysis the persistent cache holds for the composition's current

@@ -16,7 +16,7 @@ use crate::diag::Diagnostic;
 
 use super::imports::Lookup;
 use super::summary::{
-    Arg, ArgKey, ArgValue, ModuleSummary, ParamDefault, ScopeKind, Value, module_summary,
+    Arg, ArgKey, ArgValue, ModuleSummary, ParamDefault, ScopeKind, Value, module_shape,
 };
 
 /// Where an image name came from, for `explain`.
@@ -106,7 +106,7 @@ impl NameBindings {
 /// The bindings of `file`, its imports resolved as [`Lookup`] resolves them.
 #[salsa::tracked(returns(ref))]
 pub fn name_bindings(db: &dyn Db, files: FileSet, options: Options, file: File) -> NameBindings {
-    let summary = module_summary(db, file);
+    let summary = module_shape(db, file);
     let path = file.path(db).as_str();
     let lookup = Lookup::new(db, files, options, path);
     let mut names: BTreeMap<String, Named> = BTreeMap::new();
@@ -190,7 +190,7 @@ const MAX_DEPTH: usize = 32;
 impl<'db> Analysis<'db> {
     fn summary(&mut self, file: File) -> &'db ModuleSummary {
         self.note_read(file);
-        module_summary(self.db, file)
+        module_shape(self.db, file)
     }
 
     fn note_read(&mut self, file: File) {
@@ -629,7 +629,7 @@ fn param_values(
     if depth > MAX_DEPTH {
         return Err(format!("parameter `{name}` is forwarded too deeply"));
     }
-    let summary = module_summary(db, id.0);
+    let summary = module_shape(db, id.0);
     let Some(param) = summary
         .scopes
         .get(id.1)

@@ -11,7 +11,7 @@ use crate::db::{Db, File, FileSet, Options};
 use crate::diag::Diagnostic;
 use crate::paths;
 
-use super::summary::{Import, ModuleSummary, ScopeKind, module_summary};
+use super::summary::{Import, ModuleSummary, ScopeKind, line_of_rank, module_shape};
 
 /// Dotted module names ↔ files, over the first-party roots.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -309,11 +309,38 @@ fn functions_run_at_load(summary: &ModuleSummary) -> BTreeSet<usize> {
     run
 }
 
-/// Resolves one file's imports (all of them, each flagged load-time or not).
+/// Resolves one file's imports (all of them, each flagged load-time or
+/// not), with the file's real line numbers.
 #[salsa::tracked(returns(ref))]
 pub fn direct_imports(db: &dyn Db, files: FileSet, options: Options, file: File) -> DirectImports {
+    let mut out = ranked_imports(db, files, options, file).clone();
+    for e in &mut out.edges {
+        e.line = line_of_rank(db, file, e.line);
+    }
+    for d in &mut out.unsure {
+        unrank_diagnostic(db, d);
+    }
+    for u in &mut out.unresolved {
+        unrank_diagnostic(db, &mut u.diagnostic);
+    }
+    out
+}
+
+/// A diagnostic's line, if it has one, from a rank of its file's
+/// [`super::summary::module_shape`] to the real line.
+pub(crate) fn unrank_diagnostic(db: &dyn Db, d: &mut Diagnostic) {
+    if let (Some(path), Some(line)) = (&d.file, d.line) {
+        d.line = Some(line_of_rank(db, db.file(path), line));
+    }
+}
+
+/// [`direct_imports`] with each line as its rank in the file's shape
+/// ([`super::summary::module_shape`]): what the closure follows, unchanged
+/// by an edit that only moves lines.
+#[salsa::tracked(returns(ref))]
+pub fn ranked_imports(db: &dyn Db, files: FileSet, options: Options, file: File) -> DirectImports {
     let path = file.path(db).as_str();
-    let summary = module_summary(db, file);
+    let summary = module_shape(db, file);
     let lookup = Lookup::new(db, files, options, path);
     let mut out = DirectImports::default();
     let dir = paths::parent(path);
@@ -476,7 +503,7 @@ pub fn import_closure(
     let mut seen: BTreeSet<String> = BTreeSet::from([start.clone()]);
     let mut queue = VecDeque::from([(start, composition)]);
     while let Some((path, file)) = queue.pop_front() {
-        let direct = direct_imports(db, files, options, file);
+        let direct = ranked_imports(db, files, options, file);
         out.unsure.extend(direct.unsure.iter().cloned());
         for u in &direct.unresolved {
             let followed = !u.type_checking && (lazy || !u.in_function);

@@ -232,6 +232,74 @@ pub fn module_summary(db: &dyn Db, file: File) -> ModuleSummary {
     )
 }
 
+/// The summary of `file` with each line number replaced by its rank among
+/// the summary's distinct line numbers ([`module_lines`] maps a rank back).
+///
+/// The analyses read this, not [`module_summary`]: an edit that only moves
+/// lines (a line added above the imports, a docstring grown) leaves the
+/// shape as it was, so salsa cuts the change off here instead of
+/// re-running the analysis of every composition that reaches the file (on
+/// c01, 36 of them for a service module). Ranks keep the order and the
+/// equality of lines, and nothing compares lines otherwise, so every
+/// decision is the one the real lines give; the analyses' results are
+/// mapped back to real lines at the end ([`super::analysis`]).
+#[salsa::tracked(returns(ref))]
+pub fn module_shape(db: &dyn Db, file: File) -> ModuleSummary {
+    let mut shape = module_summary(db, file).clone();
+    let lines = module_lines(db, file);
+    for_each_line(&mut shape, &mut |l| {
+        *l = lines.binary_search(l).unwrap_or(*l);
+    });
+    shape
+}
+
+/// The distinct line numbers of `file`'s summary, sorted: rank → line.
+#[salsa::tracked(returns(ref))]
+pub fn module_lines(db: &dyn Db, file: File) -> Vec<usize> {
+    let mut copy = module_summary(db, file).clone();
+    let mut lines = Vec::new();
+    for_each_line(&mut copy, &mut |l| lines.push(*l));
+    lines.sort_unstable();
+    lines.dedup();
+    lines
+}
+
+/// The line a rank of [`module_shape`] stands for (the rank itself if out
+/// of range, which a rank taken from the same file never is).
+pub fn line_of_rank(db: &dyn Db, file: File, rank: usize) -> usize {
+    module_lines(db, file).get(rank).copied().unwrap_or(rank)
+}
+
+/// Calls `f` on every line number of the summary.
+fn for_each_line(s: &mut ModuleSummary, f: &mut dyn FnMut(&mut usize)) {
+    let ModuleSummary {
+        imports,
+        dynamic_imports,
+        scopes,
+        aliases,
+        refs: _,
+        mzbuild,
+        calls,
+        load_calls: _,
+        parse_error,
+    } = s;
+    imports.iter_mut().for_each(|i| f(&mut i.line));
+    dynamic_imports.iter_mut().for_each(|d| f(&mut d.line));
+    for scope in scopes {
+        f(&mut scope.line);
+        scope.mzbuild.iter_mut().for_each(|v| f(&mut v.line));
+    }
+    aliases.iter_mut().for_each(|a| f(&mut a.line));
+    mzbuild.iter_mut().for_each(|v| f(&mut v.line));
+    calls.iter_mut().for_each(|c| f(&mut c.line));
+    if let Some(ParseFailure {
+        line: Some(line), ..
+    }) = parse_error
+    {
+        f(line);
+    }
+}
+
 /// The deepest syntax nesting a Python file may have (an upper bound computed
 /// by [`nesting_bound`]); deeper files are reported as unparseable.
 pub const MAX_PYTHON_NESTING: usize = 1000;

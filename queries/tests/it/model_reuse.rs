@@ -275,3 +275,48 @@ fn python_modules_are_parsed_without_keeping_their_text() {
     );
     assert_eq!(count(&warm, "file_content"), 0, "{warm:?}");
 }
+
+/// A line added at the top of a module moves every line of it, and nothing
+/// else: no composition is analysed again (their memos read the module's
+/// shape, not its lines) and no step's inputs are rebuilt. A composition
+/// file's own lines are in its analysis (the `via` of its imports); see
+/// `python_fixture::editing_one_module_reparses_only_it` for that case.
+#[test]
+fn moving_a_modules_lines_rebuilds_no_analysis_and_no_step_inputs() {
+    let (mut db, ws, log, loader) = example();
+    let before = plan(&db, ws).clone();
+    let _ = take(&log, &db);
+    let module = "misc/python/materialize/mzcompose/services/postgres.py";
+    let text = String::from_utf8(loader.files.get(module).unwrap().0.clone()).unwrap();
+    edit(&mut db, &loader, module, &format!("# moved\n{text}"));
+    let after = plan(&db, ws).clone();
+    let warm = take(&log, &db);
+    assert_eq!(count(&warm, "module_summary"), 1, "{warm:?}");
+    assert_eq!(count(&warm, "ranked_imports"), 0, "{warm:?}");
+    assert_eq!(count(&warm, "ranked_analysis"), 0, "{warm:?}");
+    // No analysis names a line of this module (its imports reach nothing
+    // first), so none even maps its lines again.
+    assert_eq!(count(&warm, "composition_analysis"), 0, "{warm:?}");
+    assert_eq!(count(&warm, "step_inputs"), 0, "{warm:?}");
+    assert_eq!(before, after);
+}
+
+/// A line added at the top of a composition file: its analysis maps its
+/// lines again (the `via` of its imports moves down a line), but it is not
+/// analysed again, and the steps that use it keep their inputs.
+#[test]
+fn moving_a_composition_files_lines_maps_them_again_and_rebuilds_no_step_inputs() {
+    let (mut db, ws, log, loader) = example();
+    let before = plan(&db, ws).clone();
+    let _ = take(&log, &db);
+    let comp = "test/smoke/mzcompose.py";
+    let text = String::from_utf8(loader.files.get(comp).unwrap().0.clone()).unwrap();
+    edit(&mut db, &loader, comp, &format!("# moved\n{text}"));
+    let after = plan(&db, ws).clone();
+    let warm = take(&log, &db);
+    assert_eq!(count(&warm, "ranked_analysis"), 0, "{warm:?}");
+    assert_eq!(count(&warm, "composition_analysis"), 1, "{warm:?}");
+    assert_eq!(count(&warm, "composition_inputs"), 1, "{warm:?}");
+    assert_eq!(count(&warm, "step_inputs"), 0, "{warm:?}");
+    assert_eq!(before, after);
+}

@@ -32,7 +32,7 @@ fn priming_resolves_every_import_before_a_composition_is_analysed() {
     let log = log.lock().unwrap().clone();
     let last_import = log
         .iter()
-        .rposition(|q| q.starts_with("direct_imports("))
+        .rposition(|q| q.starts_with("ranked_imports("))
         .expect("no import was resolved");
     let first_analysis = log
         .iter()
@@ -56,7 +56,7 @@ fn stored_analyses_are_reused_and_only_the_compositions_an_edit_reaches_are_prim
     let (db, ws, log) = logged_example(&loader, &paths, Some(&cache));
     assert_eq!(primed(&db, ws), first);
     let warm = log.lock().unwrap().clone();
-    assert_eq!(count(&warm, "direct_imports"), 0, "{warm:?}");
+    assert_eq!(count(&warm, "ranked_imports"), 0, "{warm:?}");
     assert_eq!(count(&warm, "stored_analysis"), 3, "{warm:?}");
 
     // An edit of a module only `smoke` imports: only its closure is
@@ -78,7 +78,7 @@ fn stored_analyses_are_reused_and_only_the_compositions_an_edit_reaches_are_prim
     let closure = composition_imports(&db, ws.files(&db), ws.options(&db), smoke);
     assert!(closure.via.contains_key(postgres), "{closure:?}");
     assert_eq!(
-        count(&after, "direct_imports"),
+        count(&after, "ranked_imports"),
         closure.via.len() + 1,
         "only smoke's composition file and closure are resolved: {after:?}"
     );

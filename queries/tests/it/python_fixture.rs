@@ -131,11 +131,66 @@ fn editing_one_module_reparses_only_it() {
     let warm = log.lock().map(|l| l.clone()).unwrap_or_default();
     println!("after the edit: {warm:#?}");
     assert_eq!(count(&warm, "module_summary"), 1, "{warm:#?}");
-    assert_eq!(count(&warm, "direct_imports"), 1, "{warm:#?}");
+    // Only lines moved: the module's shape is the same, so no import is
+    // resolved again and no composition is analysed again; the analyses
+    // that reach the file map their lines again.
+    assert_eq!(count(&warm, "module_shape"), 1, "{warm:#?}");
+    assert_eq!(count(&warm, "ranked_imports"), 0, "{warm:#?}");
+    assert_eq!(count(&warm, "ranked_analysis"), 0, "{warm:#?}");
+    assert!(count(&warm, "composition_analysis") > 0, "{warm:#?}");
     // `test/own-service` and `test/broken-dep` do not reach cockroach.py.
     assert!(
         count(&warm, "composition_analysis") < comps.len(),
         "{warm:#?}"
     );
     assert_eq!(count(&warm, "module_index"), 0, "{warm:#?}");
+    // The lines reported are the new ones: a line added at the top of a
+    // composition file moves every import it makes one line down.
+    let comp = comps[0].clone();
+    let importer_lines = |db: &Database| -> Vec<(String, usize)> {
+        let closure = composition_imports(db, ws.files(db), ws.options(db), db.file(&comp));
+        closure
+            .via
+            .iter()
+            .filter(|(_, via)| via.importer == comp)
+            .map(|(file, via)| (file.clone(), via.line))
+            .collect()
+    };
+    let before = importer_lines(&db);
+    assert!(!before.is_empty(), "{comp} imports nothing");
+    let comp_text = std::fs::read_to_string(root.join(&comp)).unwrap_or_default();
+    mem.files.insert(
+        comp.clone(),
+        (
+            format!("# edited\n{comp_text}").into_bytes(),
+            pipetrim_queries::FileMode::Regular,
+        ),
+    );
+    assert!(db.reload(&comp));
+    log.lock().map(|mut l| l.clear()).unwrap_or_default();
+    let moved = importer_lines(&db);
+    let after = log.lock().map(|l| l.clone()).unwrap_or_default();
+    assert_eq!(count(&after, "ranked_analysis"), 0, "{after:#?}");
+    assert_eq!(
+        moved,
+        before
+            .iter()
+            .map(|(f, l)| (f.clone(), l + 1))
+            .collect::<Vec<_>>()
+    );
+    log.lock().map(|mut l| l.clear()).unwrap_or_default();
+
+    // A new import: the shape changes, and the analyses run again.
+    mem.files.insert(
+        edited.to_string(),
+        (
+            format!("import materialize.mzcompose\n{text}").into_bytes(),
+            pipetrim_queries::FileMode::Regular,
+        ),
+    );
+    assert!(db.reload(edited));
+    run(&db);
+    let changed = log.lock().map(|l| l.clone()).unwrap_or_default();
+    assert_eq!(count(&changed, "ranked_imports"), 1, "{changed:#?}");
+    assert!(count(&changed, "ranked_analysis") > 0, "{changed:#?}");
 }
