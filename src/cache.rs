@@ -477,8 +477,14 @@ impl MemFile {
     }
 }
 
-fn out_of_range() -> std::io::Error {
-    std::io::Error::new(std::io::ErrorKind::InvalidInput, "out of range")
+/// The byte range `len` bytes from `offset`, or the error redb expects
+/// for a range past the end of a `total`-byte file.
+fn span(offset: u64, len: usize, total: usize) -> Result<std::ops::Range<usize>, std::io::Error> {
+    usize::try_from(offset)
+        .ok()
+        .and_then(|start| Some(start..start.checked_add(len)?))
+        .filter(|r| r.end <= total)
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "out of range"))
 }
 
 impl redb::StorageBackend for MemFile {
@@ -488,16 +494,13 @@ impl redb::StorageBackend for MemFile {
 
     fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), std::io::Error> {
         let bytes = self.bytes();
-        let start = usize::try_from(offset).map_err(|_| out_of_range())?;
-        let src = bytes
-            .get(start..start.saturating_add(out.len()))
-            .ok_or_else(out_of_range)?;
-        out.copy_from_slice(src);
+        out.copy_from_slice(&bytes[span(offset, out.len(), bytes.len())?]);
         Ok(())
     }
 
     fn set_len(&self, len: u64) -> Result<(), std::io::Error> {
-        let len = usize::try_from(len).map_err(|_| out_of_range())?;
+        let len = usize::try_from(len)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "too large"))?;
         self.bytes().resize(len, 0);
         Ok(())
     }
@@ -508,11 +511,8 @@ impl redb::StorageBackend for MemFile {
 
     fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
         let mut bytes = self.bytes();
-        let start = usize::try_from(offset).map_err(|_| out_of_range())?;
-        let dst = bytes
-            .get_mut(start..start.saturating_add(data.len()))
-            .ok_or_else(out_of_range)?;
-        dst.copy_from_slice(data);
+        let range = span(offset, data.len(), bytes.len())?;
+        bytes[range].copy_from_slice(data);
         Ok(())
     }
 }

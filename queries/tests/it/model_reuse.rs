@@ -5,9 +5,10 @@ use pipetrim_queries::cargo::cargo_workspace;
 use pipetrim_queries::db::{ExecutionLog, MemoryLoader};
 use pipetrim_queries::fingerprint::{Variant, fingerprints};
 use pipetrim_queries::inputs::image_inputs;
-use pipetrim_queries::plan::plan;
+use pipetrim_queries::plan::{Plan, plan};
 use pipetrim_queries::{Database, Db, FileMode, Workspace};
 use salsa::plumbing::AsId;
+use std::sync::Arc;
 
 use crate::common::count;
 
@@ -283,14 +284,9 @@ fn python_modules_are_parsed_without_keeping_their_text() {
 /// `python_fixture::editing_one_module_reparses_only_it` for that case.
 #[test]
 fn moving_a_modules_lines_rebuilds_no_analysis_and_no_step_inputs() {
-    let (mut db, ws, log, loader) = example();
-    let before = plan(&db, ws).clone();
-    let _ = take(&log, &db);
-    let module = "misc/python/materialize/mzcompose/services/postgres.py";
-    let text = String::from_utf8(loader.files.get(module).unwrap().0.clone()).unwrap();
-    edit(&mut db, &loader, module, &format!("# moved\n{text}"));
-    let after = plan(&db, ws).clone();
-    let warm = take(&log, &db);
+    let (before, after, warm) = plan_around_a_line_added_at_the_top(
+        "misc/python/materialize/mzcompose/services/postgres.py",
+    );
     assert_eq!(count(&warm, "module_summary"), 1, "{warm:?}");
     assert_eq!(count(&warm, "ranked_imports"), 0, "{warm:?}");
     assert_eq!(count(&warm, "ranked_analysis"), 0, "{warm:?}");
@@ -306,17 +302,23 @@ fn moving_a_modules_lines_rebuilds_no_analysis_and_no_step_inputs() {
 /// analysed again, and the steps that use it keep their inputs.
 #[test]
 fn moving_a_composition_files_lines_maps_them_again_and_rebuilds_no_step_inputs() {
-    let (mut db, ws, log, loader) = example();
-    let before = plan(&db, ws).clone();
-    let _ = take(&log, &db);
-    let comp = "test/smoke/mzcompose.py";
-    let text = String::from_utf8(loader.files.get(comp).unwrap().0.clone()).unwrap();
-    edit(&mut db, &loader, comp, &format!("# moved\n{text}"));
-    let after = plan(&db, ws).clone();
-    let warm = take(&log, &db);
+    let (before, after, warm) = plan_around_a_line_added_at_the_top("test/smoke/mzcompose.py");
     assert_eq!(count(&warm, "ranked_analysis"), 0, "{warm:?}");
     assert_eq!(count(&warm, "composition_analysis"), 1, "{warm:?}");
     assert_eq!(count(&warm, "composition_inputs"), 1, "{warm:?}");
     assert_eq!(count(&warm, "step_inputs"), 0, "{warm:?}");
     assert_eq!(before, after);
+}
+
+/// The example's plan, then `path` edited with a line added at its top, the
+/// plan again, and the queries that second plan ran.
+fn plan_around_a_line_added_at_the_top(path: &str) -> (Arc<Plan>, Arc<Plan>, Vec<String>) {
+    let (mut db, ws, log, loader) = example();
+    let before = plan(&db, ws).clone().expect("plan");
+    let _ = take(&log, &db);
+    let text = String::from_utf8(loader.files.get(path).unwrap().0.clone()).unwrap();
+    edit(&mut db, &loader, path, &format!("# moved\n{text}"));
+    let after = plan(&db, ws).clone().expect("plan");
+    let warm = take(&log, &db);
+    (before, after, warm)
 }

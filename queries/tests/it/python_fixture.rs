@@ -119,14 +119,14 @@ fn editing_one_module_reparses_only_it() {
     // A new line at the top: the summary changes (every line moves).
     let edited = "misc/python/materialize/mzcompose/services/cockroach.py";
     let text = std::fs::read_to_string(root.join(edited)).unwrap_or_default();
-    mem.files.insert(
-        edited.to_string(),
-        (
-            format!("# edited\n{text}").into_bytes(),
-            pipetrim_queries::FileMode::Regular,
-        ),
-    );
-    assert!(db.reload(edited));
+    let write = |db: &mut Database, path: &str, text: String| {
+        mem.files.insert(
+            path.to_string(),
+            (text.into_bytes(), pipetrim_queries::FileMode::Regular),
+        );
+        assert!(db.reload(path), "{path}");
+    };
+    write(&mut db, edited, format!("# edited\n{text}"));
     run(&db);
     let warm = log.lock().map(|l| l.clone()).unwrap_or_default();
     println!("after the edit: {warm:#?}");
@@ -159,14 +159,7 @@ fn editing_one_module_reparses_only_it() {
     let before = importer_lines(&db);
     assert!(!before.is_empty(), "{comp} imports nothing");
     let comp_text = std::fs::read_to_string(root.join(&comp)).unwrap_or_default();
-    mem.files.insert(
-        comp.clone(),
-        (
-            format!("# edited\n{comp_text}").into_bytes(),
-            pipetrim_queries::FileMode::Regular,
-        ),
-    );
-    assert!(db.reload(&comp));
+    write(&mut db, &comp, format!("# edited\n{comp_text}"));
     log.lock().map(|mut l| l.clear()).unwrap_or_default();
     let moved = importer_lines(&db);
     let after = log.lock().map(|l| l.clone()).unwrap_or_default();
@@ -181,14 +174,11 @@ fn editing_one_module_reparses_only_it() {
     log.lock().map(|mut l| l.clear()).unwrap_or_default();
 
     // A new import: the shape changes, and the analyses run again.
-    mem.files.insert(
-        edited.to_string(),
-        (
-            format!("import materialize.mzcompose\n{text}").into_bytes(),
-            pipetrim_queries::FileMode::Regular,
-        ),
+    write(
+        &mut db,
+        edited,
+        format!("import materialize.mzcompose\n{text}"),
     );
-    assert!(db.reload(edited));
     run(&db);
     let changed = log.lock().map(|l| l.clone()).unwrap_or_default();
     assert_eq!(count(&changed, "ranked_imports"), 1, "{changed:#?}");
