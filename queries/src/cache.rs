@@ -151,6 +151,46 @@ pub(crate) fn leaf_of<T, R>(
 where
     R: Serialize + DeserializeOwned,
 {
+    leaf_with(
+        db,
+        kind,
+        file,
+        |blob| compute_leaf(db, file, blob, read, compute),
+        store,
+        restore,
+    )
+}
+
+/// The SHA-1 of `file`'s content as a leaf ([`Kind::ContentSha1`]): the
+/// loader streams the file ([`crate::db::content_digest`]), so neither a
+/// buffer of its size nor a memo of its bytes is made.
+pub(crate) fn digest_leaf(db: &dyn Db, kind: Kind, file: File) -> Option<[u8; 20]> {
+    leaf_with(
+        db,
+        kind,
+        file,
+        |blob| {
+            let (digest, verified) = crate::db::content_digest(db, file);
+            (digest, vouch(db, blob, verified))
+        },
+        |d| *d,
+        Some,
+    )
+}
+
+/// [`leaf_of`] with the computation on a miss given as `produce`, which
+/// returns the value and the blob it is vouched for (if any).
+fn leaf_with<T, R>(
+    db: &dyn Db,
+    kind: Kind,
+    file: File,
+    produce: impl FnOnce(Option<[u8; 20]>) -> (T, Option<[u8; 20]>),
+    store: impl FnOnce(&T) -> Option<R>,
+    restore: impl FnOnce(R) -> T,
+) -> T
+where
+    R: Serialize + DeserializeOwned,
+{
     let blob = file.stamp(db).blob().copied();
     let cache = db.leaf_cache();
     if let (Some(cache), Some(blob)) = (cache, blob.as_ref())
@@ -159,7 +199,7 @@ where
     {
         return restore(v);
     }
-    let (value, vouched) = compute_leaf(db, file, blob, read, compute);
+    let (value, vouched) = produce(blob);
     if let (Some(cache), Some(blob)) = (cache, vouched)
         && let Some(repr) = store(&value)
         && let Some(bytes) = encode(&repr)
@@ -189,12 +229,16 @@ fn compute_leaf<T>(
         }
     };
     let value = compute(&loaded.content);
-    if !loaded.verified
-        && let Some(blob) = blob
-    {
+    (value, vouch(db, blob, loaded.verified))
+}
+
+/// The blob a result read from the file may be stored under: the stamp's,
+/// if the loader verified the content against it (else it is noted).
+fn vouch(db: &dyn Db, blob: Option<[u8; 20]>, verified: bool) -> Option<[u8; 20]> {
+    if !verified && let Some(blob) = blob {
         db.note_unverified(blob);
     }
-    (value, blob.filter(|_| loaded.verified))
+    blob.filter(|_| verified)
 }
 
 /// [`leaf`] for a result that is an error naming its file when it fails:

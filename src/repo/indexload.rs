@@ -159,6 +159,26 @@ impl Loader for IndexLoader {
             _ => self.disk.load_stamped(path, stamp),
         }
     }
+
+    /// As [`Self::load_stamped`], hashed instead of kept: the work tree's
+    /// file when it holds exactly the blob, else the object store's.
+    fn sha1_stamped(&self, path: &str, stamp: &Stamp) -> (Option<[u8; 20]>, bool) {
+        match (self.entry(path), stamp) {
+            (Some((id, _)), Stamp::Blob(s)) if id == *s => {
+                if let (Ok(sha), true) = self.disk.digest_verified(path, id) {
+                    return (Some(sha), true);
+                }
+                match blob_content(&self.repo.to_thread_local(), gix::ObjectId::from(id)) {
+                    FileContent::Bytes(b) => {
+                        use sha1::Digest;
+                        (Some(sha1::Sha1::digest(&b).into()), true)
+                    }
+                    _ => (None, false),
+                }
+            }
+            _ => self.disk.sha1_stamped(path, stamp),
+        }
+    }
 }
 
 #[cfg(test)]

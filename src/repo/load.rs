@@ -176,6 +176,44 @@ impl Loader for DiskLoader {
         };
         Loaded { content, verified }
     }
+
+    fn sha1_stamped(&self, path: &str, stamp: &Stamp) -> (Option<[u8; 20]>, bool) {
+        let Stamp::Blob(id) = stamp else {
+            // Not a stamp these bytes could be verified against.
+            let d = digest_checked(&self.root.join(path), |_| false);
+            return (d.digests.ok().map(|(sha, _)| sha), false);
+        };
+        let (digest, verified) = self.digest_verified(path, *id);
+        (digest.ok(), verified)
+    }
+}
+
+impl DiskLoader {
+    /// The SHA-1 of `path`'s bytes (`Err`: the content, when it is not
+    /// bytes), and whether they are blob `id`: the stat after the read
+    /// matches the index entry of `id`, else their blob id is `id` (hashed
+    /// beside the digest only when the stat before the read did not match:
+    /// a file changed during the read is then unverified, never wrong).
+    pub(crate) fn digest_verified(
+        &self,
+        path: &str,
+        id: [u8; 20],
+    ) -> (Result<[u8; 20], FileContent>, bool) {
+        let d = digest_checked(&self.root.join(path), |before| {
+            self.index_blob(path, before) != Some(id)
+        });
+        match d.digests {
+            Ok((sha, blob)) => {
+                let verified = d
+                    .after
+                    .and_then(|m| self.index_blob(path, &m))
+                    .is_some_and(|i| i == id)
+                    || blob == Some(id);
+                (Ok(sha), verified)
+            }
+            Err(content) => (Err(content), false),
+        }
+    }
 }
 
 /// Whether `full` carries U+FFFD, as a name listed lossily does. (A real
@@ -187,50 +225,131 @@ fn is_lossy(full: &Path) -> bool {
 /// Reads `full` (following symlinks) within the size bound; with the
 /// file's metadata taken after the read (regular files only).
 pub(crate) fn read_checked(full: &Path) -> (FileContent, Option<std::fs::Metadata>) {
+    let (mut f, before) = match open_checked(full) {
+        Ok(opened) => opened,
+        Err(content) => return (content, None),
+    };
+    let mut bytes = Vec::with_capacity(usize::try_from(before.len()).unwrap_or(0));
+    if let Err(e) = std::io::Read::read_to_end(&mut f, &mut bytes) {
+        return (FileContent::Unreadable(Unreadable::of_io(&e)), None);
+    }
+    (FileContent::Bytes(bytes.into()), stat_after(full, &f))
+}
+
+/// What [`read_checked`] reads, hashed instead of kept: the SHA-1 of the
+/// bytes and, when `want_blob`, their git blob id (`Err`: the content, when
+/// it is not bytes), with the metadata after the read and the metadata
+/// taken before it. The file goes through a buffer this thread keeps, so a
+/// large file costs no allocation of its size.
+pub(crate) fn digest_checked(
+    full: &Path,
+    want_blob: impl FnOnce(&std::fs::Metadata) -> bool,
+) -> Digested {
+    use sha1::Digest;
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 128 << 10]);
+    }
+    let (mut f, before) = match open_checked(full) {
+        Ok(opened) => opened,
+        Err(content) => {
+            return Digested {
+                digests: Err(content),
+                after: None,
+            };
+        }
+    };
+    let mut content = sha1::Sha1::new();
+    let mut blob = want_blob(&before).then(|| {
+        let mut h = sha1::Sha1::new();
+        h.update(format!("blob {}\0", before.len()).as_bytes());
+        h
+    });
+    let mut total: u64 = 0;
+    let read = BUF.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        loop {
+            match std::io::Read::read(&mut f, &mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => {
+                    let chunk = &buf[..n];
+                    content.update(chunk);
+                    if let Some(h) = &mut blob {
+                        h.update(chunk);
+                    }
+                    total += n as u64;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    });
+    if let Err(e) = read {
+        return Digested {
+            digests: Err(FileContent::Unreadable(Unreadable::of_io(&e))),
+            after: None,
+        };
+    }
+    // The blob's header names the length stat gave before the read: bytes
+    // of another length are not that blob.
+    let blob = blob
+        .filter(|_| total == before.len())
+        .map(|h| h.finalize().into());
+    Digested {
+        digests: Ok((content.finalize().into(), blob)),
+        after: stat_after(full, &f),
+    }
+}
+
+/// See [`digest_checked`].
+pub(crate) struct Digested {
+    pub digests: Result<([u8; 20], Option<[u8; 20]>), FileContent>,
+    pub after: Option<std::fs::Metadata>,
+}
+
+/// `full` opened for reading (symlinks followed), with its metadata, if it
+/// is a regular file within the size bound; else the content that says why
+/// not.
+fn open_checked(full: &Path) -> Result<(std::fs::File, std::fs::Metadata), FileContent> {
     let target = match std::fs::metadata(full) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && is_lossy(full) => {
-            return (FileContent::Unreadable(Unreadable::NotUtf8Name), None);
+            return Err(FileContent::Unreadable(Unreadable::NotUtf8Name));
         }
         // A dangling symlink exists but cannot be read.
         Err(e)
             if e.kind() == std::io::ErrorKind::NotFound
                 && std::fs::symlink_metadata(full).is_err() =>
         {
-            return (FileContent::Missing, None);
+            return Err(FileContent::Missing);
         }
-        Err(e) => return (FileContent::Unreadable(Unreadable::of_io(&e)), None),
+        Err(e) => return Err(FileContent::Unreadable(Unreadable::of_io(&e))),
     };
     if target.is_dir() {
-        return (FileContent::Unreadable(Unreadable::Directory), None);
+        return Err(FileContent::Unreadable(Unreadable::Directory));
     }
     // A FIFO would block the read until a writer comes (forever, in CI);
     // a device or socket is not content either.
     if !target.is_file() {
-        return (FileContent::Unreadable(Unreadable::NotRegular), None);
+        return Err(FileContent::Unreadable(Unreadable::NotRegular));
     }
     if target.len() > MAX_PARSE_BYTES {
-        return (
-            FileContent::Unreadable(Unreadable::TooLarge {
-                limit: MAX_PARSE_BYTES,
-            }),
-            None,
-        );
+        return Err(FileContent::Unreadable(Unreadable::TooLarge {
+            limit: MAX_PARSE_BYTES,
+        }));
     }
-    let mut f = match std::fs::File::open(full) {
-        Ok(f) => f,
-        Err(e) => return (FileContent::Unreadable(Unreadable::of_io(&e)), None),
-    };
-    let mut bytes = Vec::with_capacity(usize::try_from(target.len()).unwrap_or(0));
-    if let Err(e) = std::io::Read::read_to_end(&mut f, &mut bytes) {
-        return (FileContent::Unreadable(Unreadable::of_io(&e)), None);
+    match std::fs::File::open(full) {
+        Ok(f) => Ok((f, target)),
+        Err(e) => Err(FileContent::Unreadable(Unreadable::of_io(&e))),
     }
-    // Regular files only (a symlink's target has its own stat).
-    let after = std::fs::symlink_metadata(full)
+}
+
+/// The metadata of the file just read, if `full` is a regular file (a
+/// symlink's target has its own stat).
+fn stat_after(full: &Path, f: &std::fs::File) -> Option<std::fs::Metadata> {
+    std::fs::symlink_metadata(full)
         .ok()
         .filter(|m| m.file_type().is_file())
-        .and_then(|_| f.metadata().ok());
-    (FileContent::Bytes(bytes.into()), after)
+        .and_then(|_| f.metadata().ok())
 }
 
 /// The visible files of `root`: tracked files present in the work tree plus
@@ -788,4 +907,96 @@ pub fn walk(root: &Path) -> std::collections::HashSet<String> {
         })
     });
     found.into_inner().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::git::test_git as git;
+    use sha1::Digest;
+
+    fn sha1_of(b: &[u8]) -> [u8; 20] {
+        sha1::Sha1::digest(b).into()
+    }
+
+    /// The streamed digest is the digest of what `read_checked` reads, the
+    /// blob id only when asked for, and every file that is not bytes gives
+    /// the content `read_checked` gives, without blocking on a FIFO.
+    #[test]
+    fn the_streamed_digest_is_the_digest_of_the_bytes_read() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let d = tmp.path();
+        // Larger than the buffer, so it takes several reads.
+        let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(d.join("big"), &big).unwrap();
+        std::fs::write(d.join("empty"), b"").unwrap();
+        std::os::unix::fs::symlink("big", d.join("link")).unwrap();
+        std::os::unix::fs::symlink("nowhere", d.join("dangling")).unwrap();
+        std::fs::create_dir(d.join("dir")).unwrap();
+        let fifo = std::process::Command::new("mkfifo")
+            .arg(d.join("fifo"))
+            .status()
+            .expect("mkfifo runs");
+        assert!(fifo.success());
+        for name in ["big", "empty", "link"] {
+            let full = d.join(name);
+            let (content, after) = read_checked(&full);
+            let FileContent::Bytes(bytes) = content else {
+                panic!("{name}: {content:?}");
+            };
+            let streamed = digest_checked(&full, |_| true);
+            let (sha, blob) = streamed.digests.expect(name);
+            assert_eq!(sha, sha1_of(&bytes), "{name}");
+            assert_eq!(blob, Some(pipetrim_queries::db::blob_id(&bytes)), "{name}");
+            assert_eq!(streamed.after.is_some(), after.is_some(), "{name}");
+            let (_, blob) = digest_checked(&full, |_| false).digests.expect(name);
+            assert_eq!(blob, None, "{name}");
+        }
+        for name in ["missing", "dangling", "dir", "fifo"] {
+            let full = d.join(name);
+            let (content, _) = read_checked(&full);
+            let streamed = digest_checked(&full, |_| true);
+            assert_eq!(streamed.digests.err(), Some(content), "{name}");
+            assert!(streamed.after.is_none(), "{name}");
+        }
+    }
+
+    /// `sha1_stamped` verifies exactly when `load_stamped` does: a file as
+    /// committed (by its stat), one touched since (by its blob id), one
+    /// edited since (not verified, the digest of the new bytes), and a
+    /// stamp that is not a blob.
+    #[test]
+    fn the_streamed_digest_is_verified_as_the_loaded_content_is() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let d = tmp.path();
+        git(d, &["init", "-q"]);
+        for name in ["same", "touched", "edited"] {
+            std::fs::write(d.join(name), format!("{name}\n")).unwrap();
+        }
+        git(d, &["add", "."]);
+        git(d, &["commit", "-qm", "c"]);
+        let (_, index) = scan(d).expect("scans");
+        let loader = DiskLoader::with_index(d, index);
+        let ids: Vec<_> = ["same", "touched", "edited"]
+            .iter()
+            .map(|n| loader.stamp(n).0)
+            .collect();
+        // A second later the stat no longer matches the index's.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        std::fs::write(d.join("touched"), "touched\n").unwrap();
+        std::fs::write(d.join("edited"), "edited again\n").unwrap();
+        for (name, stamp) in ["same", "touched", "edited"].iter().zip(&ids) {
+            let loaded = loader.load_stamped(name, stamp);
+            let FileContent::Bytes(bytes) = &loaded.content else {
+                panic!("{name}");
+            };
+            let (sha, verified) = loader.sha1_stamped(name, stamp);
+            assert_eq!(sha, Some(sha1_of(bytes)), "{name}");
+            assert_eq!(verified, loaded.verified, "{name}");
+            assert_eq!(verified, *name != "edited", "{name}");
+        }
+        let (sha, verified) = loader.sha1_stamped("same", &Stamp::Missing);
+        assert_eq!(sha, Some(sha1_of(b"same\n")));
+        assert!(!verified);
+    }
 }
