@@ -254,6 +254,9 @@ impl DiskCache {
             );
             return 0;
         }
+        if let Some(parent) = self.path.parent() {
+            remove_stale_temporaries(parent, STALE_TEMPORARY);
+        }
         let started = Instant::now();
         // No file yet (the first run on an agent): build it in memory and
         // put it in place whole. Anything unusual (the file appeared
@@ -463,6 +466,35 @@ impl DiskCache {
         tx.commit()?;
         let _ = db.compact();
         Ok(doomed.len())
+    }
+}
+
+/// How old a temporary file of [`DiskCache::write_fresh`] must be to count
+/// as left behind (its process was killed between the write and the
+/// rename): far longer than any write takes.
+const STALE_TEMPORARY: Duration = Duration::from_secs(15 * 60);
+
+/// Removes the temporary files of killed writers from `dir` (best effort:
+/// nothing reads them, they only take space).
+fn remove_stale_temporaries(dir: &Path, older_than: Duration) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !(name.starts_with(".leaves-") && name.ends_with(".tmp")) {
+            continue;
+        }
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > older_than);
+        if old {
+            let _ = std::fs::remove_file(e.path());
+        }
     }
 }
 
@@ -684,6 +716,35 @@ mod tests {
         // marker: redb opens it and the marker checks out.
         let db = redb::Database::open(second.path()).unwrap();
         check_meta_write(&db.begin_write().unwrap()).unwrap();
+    }
+
+    /// A temporary file a killed writer left is removed by a later flush
+    /// once it is old; a young one (another writer's, in progress) and
+    /// other files are left alone.
+    #[test]
+    fn temporaries_of_killed_writers_are_removed_when_old() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [".leaves-old.tmp", "other.tmp", ".leaves-young.tmp"] {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        let hour_ago = SystemTime::now() - Duration::from_secs(3600);
+        for name in [".leaves-old.tmp", "other.tmp"] {
+            std::fs::File::options()
+                .write(true)
+                .open(dir.path().join(name))
+                .unwrap()
+                .set_modified(hour_ago)
+                .unwrap();
+        }
+        let c = DiskCache::new(dir.path());
+        c.put(b"k".to_vec(), b"v".to_vec());
+        assert_eq!(c.flush(), 1);
+        let mut names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, [".leaves-young.tmp", "leaves-v1.redb", "other.tmp"]);
     }
 
     #[test]
