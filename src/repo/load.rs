@@ -237,10 +237,10 @@ pub(crate) fn read_checked(full: &Path) -> (FileContent, Option<std::fs::Metadat
 }
 
 /// What [`read_checked`] reads, hashed instead of kept: the SHA-1 of the
-/// bytes and, when `want_blob`, their git blob id (`Err`: the content, when
-/// it is not bytes), with the metadata after the read and the metadata
-/// taken before it. The file goes through a buffer this thread keeps, so a
-/// large file costs no allocation of its size.
+/// bytes and, when `want_blob` says so of the metadata taken before the
+/// read, their git blob id (`Err`: the content, when it is not bytes), with
+/// the metadata after the read. The file goes through a buffer this thread
+/// keeps, so a large file costs no allocation of its size.
 pub(crate) fn digest_checked(
     full: &Path,
     want_blob: impl FnOnce(&std::fs::Metadata) -> bool,
