@@ -375,8 +375,8 @@ impl DiskCache {
         drop(db);
         let bytes = std::mem::take(&mut *bytes.lock().unwrap_or_else(|e| e.into_inner()));
         let mut tmp = tempfile::Builder::new()
-            .prefix(".leaves-")
-            .suffix(".tmp")
+            .prefix(TEMPORARY.0)
+            .suffix(TEMPORARY.1)
             .permissions(std::fs::Permissions::from_mode(0o644))
             .tempfile_in(dir)?;
         tmp.write_all(&bytes)?;
@@ -469,6 +469,9 @@ impl DiskCache {
     }
 }
 
+/// The prefix and suffix of [`DiskCache::write_fresh`]'s temporary files.
+const TEMPORARY: (&str, &str) = (".leaves-", ".tmp");
+
 /// How old a temporary file of [`DiskCache::write_fresh`] must be to count
 /// as left behind (its process was killed between the write and the
 /// rename): far longer than any write takes.
@@ -483,7 +486,7 @@ fn remove_stale_temporaries(dir: &Path, older_than: Duration) {
     for e in entries.flatten() {
         let name = e.file_name();
         let Some(name) = name.to_str() else { continue };
-        if !(name.starts_with(".leaves-") && name.ends_with(".tmp")) {
+        if !(name.starts_with(TEMPORARY.0) && name.ends_with(TEMPORARY.1)) {
             continue;
         }
         let old = e
@@ -703,11 +706,7 @@ mod tests {
         let pending = first.pending.lock().unwrap().clone();
         assert_eq!(first.write_fresh(&pending).unwrap(), None);
         assert_eq!(first.flush(), 1);
-        let names: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        assert_eq!(names, ["leaves-v1.redb"]);
+        assert_eq!(names_in(dir.path()), ["leaves-v1.redb"]);
         let reader = DiskCache::new(dir.path());
         assert_eq!(reader.get(b"a"), Some(b"1".to_vec()));
         assert_eq!(reader.get(b"b"), Some(b"2".to_vec()));
@@ -739,12 +738,10 @@ mod tests {
         let c = DiskCache::new(dir.path());
         c.put(b"k".to_vec(), b"v".to_vec());
         assert_eq!(c.flush(), 1);
-        let mut names: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        names.sort();
-        assert_eq!(names, [".leaves-young.tmp", "leaves-v1.redb", "other.tmp"]);
+        assert_eq!(
+            names_in(dir.path()),
+            [".leaves-young.tmp", "leaves-v1.redb", "other.tmp"]
+        );
     }
 
     #[test]
@@ -777,6 +774,16 @@ mod tests {
         assert!(old_left <= 100, "{old_left} old entries left");
         drop(c2);
         assert!(in_use(c.path()) < size);
+    }
+
+    /// The names in `dir`, sorted.
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
     }
 
     fn in_use(path: &Path) -> u64 {

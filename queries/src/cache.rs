@@ -164,10 +164,10 @@ where
 /// The SHA-1 of `file`'s content as a leaf ([`Kind::ContentSha1`]): the
 /// loader streams the file ([`crate::db::content_digest`]), so neither a
 /// buffer of its size nor a memo of its bytes is made.
-pub(crate) fn digest_leaf(db: &dyn Db, kind: Kind, file: File) -> Option<[u8; 20]> {
+pub(crate) fn digest_leaf(db: &dyn Db, file: File) -> Option<[u8; 20]> {
     leaf_with(
         db,
-        kind,
+        Kind::ContentSha1,
         file,
         |blob| {
             let (digest, verified) = crate::db::content_digest(db, file);

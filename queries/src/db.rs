@@ -149,11 +149,19 @@ impl Stamp {
 
 /// The git blob id of `bytes` (what `git hash-object` prints).
 pub fn blob_id(bytes: &[u8]) -> [u8; 20] {
-    use sha1::{Digest, Sha1};
-    let mut h = Sha1::new();
-    h.update(format!("blob {}\0", bytes.len()).as_bytes());
+    use sha1::Digest;
+    let mut h = blob_hasher(bytes.len() as u64);
     h.update(bytes);
     h.finalize().into()
+}
+
+/// A SHA-1 that has taken the header of a git blob of `len` bytes: fed
+/// those bytes, it gives their blob id (for a caller that streams them).
+pub fn blob_hasher(len: u64) -> sha1::Sha1 {
+    use sha1::Digest;
+    let mut h = sha1::Sha1::new();
+    h.update(format!("blob {len}\0").as_bytes());
+    h
 }
 
 /// One file of the checkout. Deletion is a stamp change (`Missing`), since

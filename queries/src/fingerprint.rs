@@ -37,7 +37,7 @@ pub type Digest20 = [u8; 20];
 /// without a cache hashes every image input: 54 of c01's 67 MB heap peak).
 #[salsa::tracked(returns(copy))]
 pub fn content_sha1(db: &dyn Db, file: File) -> Option<Digest20> {
-    crate::cache::digest_leaf(db, crate::cache::Kind::ContentSha1, file)
+    crate::cache::digest_leaf(db, file)
 }
 
 /// The reference's `extra` for a cargo pre-image: the sorted *characters* of

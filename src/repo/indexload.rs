@@ -72,8 +72,9 @@ impl IndexLoader {
     fn blob(&self, path: &str, id: [u8; 20]) -> FileContent {
         let (content, after) = read_checked(&self.disk.root().join(path));
         if let FileContent::Bytes(b) = &content
-            && (after.and_then(|m| self.disk.index_blob(path, &m)) == Some(id)
-                || pipetrim_queries::db::blob_id(b) == id)
+            && self.disk.holds_blob(path, after.as_ref(), id, || {
+                Some(pipetrim_queries::db::blob_id(b))
+            })
         {
             return content;
         }

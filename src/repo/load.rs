@@ -163,14 +163,11 @@ impl Loader for DiskLoader {
     fn load_stamped(&self, path: &str, stamp: &Stamp) -> Loaded {
         let full = self.root.join(path);
         let (content, after) = read_checked(&full);
-        // Unchanged since stamped: the stat taken after reading still matches
-        // the index entry whose blob the stamp names. Otherwise hash.
         let verified = match (&content, stamp) {
             (FileContent::Bytes(b), Stamp::Blob(id)) => {
-                after
-                    .and_then(|m| self.index_blob(path, &m))
-                    .is_some_and(|i| i == *id)
-                    || pipetrim_queries::db::blob_id(b) == *id
+                self.holds_blob(path, after.as_ref(), *id, || {
+                    Some(pipetrim_queries::db::blob_id(b))
+                })
             }
             _ => false,
         };
@@ -189,6 +186,20 @@ impl Loader for DiskLoader {
 }
 
 impl DiskLoader {
+    /// Whether the bytes just read from `path` are blob `id`: unchanged since
+    /// stamped (the stat taken after the read, `after`, still matches the
+    /// index entry of `id`), else by their blob id (`blob`, computed only
+    /// then). The one rule every read that vouches for a stamp applies.
+    pub(crate) fn holds_blob(
+        &self,
+        path: &str,
+        after: Option<&std::fs::Metadata>,
+        id: [u8; 20],
+        blob: impl FnOnce() -> Option<[u8; 20]>,
+    ) -> bool {
+        after.and_then(|m| self.index_blob(path, m)) == Some(id) || blob() == Some(id)
+    }
+
     /// The SHA-1 of `path`'s bytes (`Err`: the content, when it is not
     /// bytes), and whether they are blob `id`: the stat after the read
     /// matches the index entry of `id`, else their blob id is `id` (hashed
@@ -203,14 +214,10 @@ impl DiskLoader {
             self.index_blob(path, before) != Some(id)
         });
         match d.digests {
-            Ok((sha, blob)) => {
-                let verified = d
-                    .after
-                    .and_then(|m| self.index_blob(path, &m))
-                    .is_some_and(|i| i == id)
-                    || blob == Some(id);
-                (Ok(sha), verified)
-            }
+            Ok((sha, blob)) => (
+                Ok(sha),
+                self.holds_blob(path, d.after.as_ref(), id, || blob),
+            ),
             Err(content) => (Err(content), false),
         }
     }
@@ -259,11 +266,7 @@ pub(crate) fn digest_checked(
         }
     };
     let mut content = sha1::Sha1::new();
-    let mut blob = want_blob(&before).then(|| {
-        let mut h = sha1::Sha1::new();
-        h.update(format!("blob {}\0", before.len()).as_bytes());
-        h
-    });
+    let mut blob = want_blob(&before).then(|| pipetrim_queries::db::blob_hasher(before.len()));
     let mut total: u64 = 0;
     let read = BUF.with(|buf| {
         let mut buf = buf.borrow_mut();

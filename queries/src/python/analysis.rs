@@ -39,8 +39,8 @@ use crate::diag::Diagnostic;
 use crate::paths;
 
 use super::images::{CompositionImages, ImageSource, image_analysis};
-use super::imports::unrank_diagnostic;
 use super::imports::{ImportClosure, Unresolved, Via, import_closure};
+use super::imports::{unrank_diagnostic, unrank_notes};
 use super::summary::line_of_rank;
 
 /// What the analysis of a composition found.
@@ -175,12 +175,7 @@ fn unrank(db: &dyn Db, ranked: &CompositionAnalysis) -> CompositionAnalysis {
     for via in c.via.values_mut() {
         via.line = line_of_rank(db, db.file(&via.importer), via.line);
     }
-    for d in &mut c.unsure {
-        unrank_diagnostic(db, d);
-    }
-    for u in &mut c.unresolved {
-        unrank_diagnostic(db, &mut u.diagnostic);
-    }
+    unrank_notes(db, &mut c.unsure, &mut c.unresolved);
     let i = &mut out.images;
     if let Some(d) = &mut i.every_image {
         unrank_diagnostic(db, d);

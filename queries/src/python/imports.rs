@@ -317,13 +317,20 @@ pub fn direct_imports(db: &dyn Db, files: FileSet, options: Options, file: File)
     for e in &mut out.edges {
         e.line = line_of_rank(db, file, e.line);
     }
-    for d in &mut out.unsure {
+    unrank_notes(db, &mut out.unsure, &mut out.unresolved);
+    out
+}
+
+/// The lines of import notes (unparseable files, packages outside the
+/// roots), from ranks of their files' [`super::summary::module_shape`] to
+/// real lines.
+pub(crate) fn unrank_notes(db: &dyn Db, unsure: &mut [Diagnostic], unresolved: &mut [Unresolved]) {
+    let diagnostics = unsure
+        .iter_mut()
+        .chain(unresolved.iter_mut().map(|u| &mut u.diagnostic));
+    for d in diagnostics {
         unrank_diagnostic(db, d);
     }
-    for u in &mut out.unresolved {
-        unrank_diagnostic(db, &mut u.diagnostic);
-    }
-    out
 }
 
 /// A diagnostic's line, if it has one, from a rank of its file's

@@ -301,13 +301,13 @@ fn for_each_line(s: &mut ModuleSummary, f: &mut dyn FnMut(&mut usize)) {
 }
 
 /// The deepest syntax nesting a Python file may have (an upper bound computed
-/// by [`nesting_bound`]); deeper files are reported as unparseable.
+/// by [`nesting_bound_of`]); deeper files are reported as unparseable.
 pub const MAX_PYTHON_NESTING: usize = 1000;
 
 /// The stack the tree walk and the tree's drop run on for a file deeper
 /// than [`INLINE_PARSE_DEPTH`]. Both recurse once (or a few times) per level
 /// of the syntax tree, and a stack overflow aborts the process (it cannot be
-/// caught), so the depth is bounded first by [`nesting_bound`] (tests walk
+/// caught), so the depth is bounded first by [`nesting_bound_of`] (tests walk
 /// the densest forms at the limit in debug builds, and they pass with 8 MiB
 /// too). The segment is virtual memory: only the part a walk touches is ever
 /// committed.
@@ -366,7 +366,9 @@ pub fn summarize(text: &str) -> ModuleSummary {
 
 /// An upper bound on the depth of the syntax tree of `text`, computed from
 /// its tokens without recursion (see [`nesting_bound_of`]); `None` when it
-/// exceeds `limit`.
+/// exceeds `limit`. From a lexing of its own, without parsing: what the
+/// tests measure the limit with, and check [`summarize`]'s bound (read off
+/// the parser's tokens) against.
 pub fn nesting_bound(text: &str, limit: usize) -> Option<usize> {
     let mut lexer = ruff_python_parser::lexer::lex(text, ruff_python_parser::Mode::Module);
     nesting_bound_of(std::iter::from_fn(|| Some(lexer.next_token())), limit)
