@@ -61,8 +61,45 @@ pub fn shared(dir: &Path) -> std::sync::Arc<DiskCache> {
     c
 }
 
-/// Writes what every cache of this process has pending; returns the stats.
+/// The write [`flush_early`] started, joined by [`flush_all`].
+static EARLY: Mutex<Option<std::thread::JoinHandle<()>>> = Mutex::new(None);
+
+/// Starts writing, on a thread of its own, what the caches hold so far when
+/// no cache file exists yet (a first run on an agent, where the write is a
+/// whole new file): the write and its sync then overlap the rest of the
+/// run instead of following it. Entries added later, and everything when a
+/// file exists (a short merge), are written by [`flush_all`].
+pub fn flush_early() {
+    let open: Vec<_> = OPEN.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    if open.iter().all(|c| c.path.exists()) {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("cache-write".into())
+        .spawn(move || {
+            for c in open {
+                c.flush_fresh();
+            }
+        });
+    // No thread (resource limits): everything is written at the end.
+    if let Ok(handle) = spawned {
+        let mut early = EARLY.lock().unwrap_or_else(|e| e.into_inner());
+        let earlier = early.replace(handle);
+        drop(early);
+        if let Some(h) = earlier {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Writes what every cache of this process has pending (after the write
+/// [`flush_early`] started, if any, has ended); returns the stats.
 pub fn flush_all() -> Stats {
+    let early = EARLY.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(h) = early {
+        // Its panics are caught inside; a lost thread only loses entries.
+        let _ = h.join();
+    }
     let open: Vec<_> = OPEN.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let mut total = Stats::default();
     for c in open {
@@ -262,13 +299,7 @@ impl DiskCache {
         // put it in place whole. Anything unusual (the file appeared
         // meanwhile, an I/O error) goes the ordinary way below, which merges
         // into the other process's file or says what went wrong.
-        if !self.path.exists()
-            && let Ok(Ok(Some((written, evicted)))) =
-                catch_unwind(AssertUnwindSafe(|| self.write_fresh(&pending)))
-        {
-            let mut s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
-            s.written += written;
-            s.evicted += evicted;
+        if let Some(written) = self.try_fresh(&pending) {
             return written;
         }
         let mut rebuilt = false;
@@ -343,6 +374,48 @@ impl DiskCache {
                 }
             }
         }
+    }
+
+    /// [`flush_early`]'s part: writes the pending entries as a new file if
+    /// there is none yet. Whatever it does not write (a file exists, or
+    /// the new file could not be put in place) stays pending, in order,
+    /// for [`DiskCache::flush`], which also says what went wrong.
+    fn flush_fresh(&self) {
+        if self.path.exists() {
+            return;
+        }
+        let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        if pending.is_empty() {
+            return;
+        }
+        let dir_ready = self.path.parent().is_none_or(|parent| {
+            let ready = std::fs::create_dir_all(parent).is_ok();
+            remove_stale_temporaries(parent, STALE_TEMPORARY);
+            ready
+        });
+        if dir_ready && self.try_fresh(&pending).is_some() {
+            return;
+        }
+        let mut left = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let later = std::mem::replace(&mut *left, pending);
+        left.extend(later);
+    }
+
+    /// [`DiskCache::write_fresh`] when no file exists, counted in the
+    /// stats; `None` when it did not put a file in place.
+    fn try_fresh(&self, pending: &[(Vec<u8>, Vec<u8>)]) -> Option<usize> {
+        if self.path.exists() {
+            return None;
+        }
+        let Ok(Ok(Some((written, evicted)))) =
+            catch_unwind(AssertUnwindSafe(|| self.write_fresh(pending)))
+        else {
+            return None;
+        };
+        let mut s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        s.written += written;
+        s.evicted += evicted;
+        Some(written)
     }
 
     fn write(&self, pending: &[(Vec<u8>, Vec<u8>)]) -> Result<(usize, usize), redb::Error> {
@@ -666,6 +739,77 @@ mod tests {
         bad[9] ^= 1;
         assert_eq!(unframe(&bad), None);
         assert_eq!(unframe(&f[..5]), None);
+    }
+
+    #[test]
+    fn an_early_write_makes_the_file_and_the_end_adds_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = DiskCache::new(dir.path());
+        assert_eq!(c.get(b"a"), None);
+        c.put(b"a".to_vec(), b"1".to_vec());
+        c.flush_fresh();
+        assert!(c.path().exists(), "the first entries make the file");
+        assert_eq!(c.stats().written, 1);
+        // The rest of the run reads the cache as it found it (no file).
+        assert_eq!(c.get(b"a"), None);
+        c.put(b"b".to_vec(), b"2".to_vec());
+        // With a file in place, the early write leaves everything to the end.
+        c.flush_fresh();
+        assert_eq!(c.stats().written, 1);
+        assert_eq!(c.flush(), 1);
+        let again = DiskCache::new(dir.path());
+        assert_eq!(again.get(b"a"), Some(b"1".to_vec()));
+        assert_eq!(again.get(b"b"), Some(b"2".to_vec()));
+    }
+
+    #[test]
+    fn the_early_write_and_the_last_flush_keep_every_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = shared(dir.path());
+        c.put(b"before".to_vec(), b"1".to_vec());
+        flush_early();
+        // Once the early write has put the file in place, a new entry can
+        // only be written by the last flush.
+        let started = Instant::now();
+        while !c.path().exists() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "no early write"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        c.put(b"after".to_vec(), b"2".to_vec());
+        flush_all();
+        let again = DiskCache::new(dir.path());
+        assert_eq!(again.get(b"before"), Some(b"1".to_vec()));
+        assert_eq!(again.get(b"after"), Some(b"2".to_vec()));
+    }
+
+    #[test]
+    fn what_the_early_write_cannot_put_in_place_stays_pending_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        // The cache directory cannot be created: a file is in the way.
+        let blocked = dir.path().join("blocked");
+        std::fs::write(&blocked, b"").unwrap();
+        let c = DiskCache::new(&blocked.join("cache"));
+        c.put(b"k".to_vec(), b"old".to_vec());
+        c.flush_fresh();
+        c.put(b"k".to_vec(), b"new".to_vec());
+        let pending = c.pending.lock().unwrap().clone();
+        let values: Vec<_> = pending.iter().map(|(_, v)| unframe(v).unwrap().1).collect();
+        assert_eq!(values, [&b"old"[..], &b"new"[..]]);
+        // The end says so, and the run goes on.
+        assert_eq!(c.flush(), 0);
+        assert!(c.warned.lock().unwrap().contains(&"write"));
+        // Where the directory can be made, the later value wins.
+        let ok = DiskCache::new(&dir.path().join("ok"));
+        ok.put(b"k".to_vec(), b"old".to_vec());
+        ok.put(b"k".to_vec(), b"new".to_vec());
+        ok.flush_fresh();
+        assert_eq!(
+            DiskCache::new(&dir.path().join("ok")).get(b"k"),
+            Some(b"new".to_vec())
+        );
     }
 
     #[test]

@@ -38,6 +38,11 @@ pub fn run(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
         crate::timeline::mark("template");
         prime_plan(&s.db, s.ws);
         crate::timeline::mark("prime");
+        // The JSON plan reads what the priming computed: a first run's new
+        // cache file can be written while the plan is made.
+        if g.format == Format::Json {
+            crate::cache::flush_early();
+        }
     });
     // A one-shot run: the OS frees the database faster than dropping it
     // query by query would.
@@ -101,6 +106,8 @@ pub fn run(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
             move || builds::build_hashes(&other, finish, a.exists_cmd.as_deref()),
         );
         crate::timeline::mark("fingerprints");
+        // Every leaf is known now: write them while the pipeline is finished.
+        crate::cache::flush_early();
         (p, Some(h))
     };
     let no_trim = ctx.no_trim_reason();

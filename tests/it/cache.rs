@@ -550,6 +550,57 @@ fn concurrent_runs_share_the_cache_safely() {
     assert!(hits(&err) > 0, "{err}");
 }
 
+/// The `PIPETRIM_TIMINGS` count at `field` (0 hits, 1 misses, 2 written).
+fn counted(stderr: &str, field: usize) -> usize {
+    stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("timings: cache "))
+        .filter_map(|l| {
+            l.split(", ")
+                .nth(field)?
+                .split(' ')
+                .next()?
+                .parse::<usize>()
+                .ok()
+        })
+        .sum()
+}
+
+/// A first run writes its new cache file while it finishes (the JSON plan
+/// after the priming, the YAML after the fingerprints): the file it leaves
+/// holds everything, so a second run computes nothing and answers the same.
+#[test]
+fn a_first_run_keeps_everything_it_computed() {
+    let (f, _) = changed_fixture();
+    for format in ["json", "text"] {
+        let dir = f.tmp.path().join(format!("cache-{format}"));
+        let args = [
+            "trim",
+            "--base",
+            "main",
+            "--format",
+            format,
+            "--cache-dir",
+            dir.to_str().unwrap(),
+        ];
+        let run = || f.pipetrim(&args, &[("PIPETRIM_TIMINGS", "1")]);
+        let first = run();
+        let first_err = String::from_utf8_lossy(&first.stderr);
+        assert_eq!(first.status.code(), Some(0), "{first_err}");
+        assert!(counted(&first_err, 2) > 0, "{first_err}");
+        let second = run();
+        let second_err = String::from_utf8_lossy(&second.stderr);
+        assert_eq!(second.stdout, first.stdout, "{format}");
+        let both = format!("{format}, first run:\n{first_err}\nsecond run:\n{second_err}");
+        assert_eq!(
+            counted(&second_err, 1),
+            0,
+            "nothing to compute again: {both}"
+        );
+        assert!(hits(&second_err) > 0, "{both}");
+    }
+}
+
 #[test]
 fn an_unwritable_cache_directory_does_not_fail_the_run() {
     let (f, want) = changed_fixture();
