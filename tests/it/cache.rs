@@ -399,11 +399,7 @@ fn warnings(stderr: &str) -> Vec<&str> {
 
 /// Hits reported by `PIPETRIM_TIMINGS` over the runs.
 fn hits(stderr: &str) -> usize {
-    stderr
-        .lines()
-        .filter_map(|l| l.strip_prefix("timings: cache "))
-        .filter_map(|l| l.split(' ').next()?.parse::<usize>().ok())
-        .sum()
+    counted(stderr, 0)
 }
 
 /// A fixture with a change on `feature`, and its answers without a cache.
