@@ -279,9 +279,7 @@ impl DiskCache {
         if pending.is_empty() {
             return 0;
         }
-        if let Some(parent) = self.path.parent()
-            && let Err(e) = std::fs::create_dir_all(parent)
-        {
+        if let Err((parent, e)) = self.prepare_dir() {
             self.warn(
                 "write",
                 format!(
@@ -290,9 +288,6 @@ impl DiskCache {
                 ),
             );
             return 0;
-        }
-        if let Some(parent) = self.path.parent() {
-            remove_stale_temporaries(parent, STALE_TEMPORARY);
         }
         let started = Instant::now();
         // No file yet (the first run on an agent): build it in memory and
@@ -388,17 +383,23 @@ impl DiskCache {
         if pending.is_empty() {
             return;
         }
-        let dir_ready = self.path.parent().is_none_or(|parent| {
-            let ready = std::fs::create_dir_all(parent).is_ok();
-            remove_stale_temporaries(parent, STALE_TEMPORARY);
-            ready
-        });
-        if dir_ready && self.try_fresh(&pending).is_some() {
+        if self.prepare_dir().is_ok() && self.try_fresh(&pending).is_some() {
             return;
         }
         let mut left = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         let later = std::mem::replace(&mut *left, pending);
         left.extend(later);
+    }
+
+    /// Creates the cache directory before a write, and removes what killed
+    /// writers left in it; the directory and the error when it cannot be made.
+    fn prepare_dir(&self) -> Result<(), (&Path, std::io::Error)> {
+        let Some(parent) = self.path.parent() else {
+            return Ok(());
+        };
+        std::fs::create_dir_all(parent).map_err(|e| (parent, e))?;
+        remove_stale_temporaries(parent, STALE_TEMPORARY);
+        Ok(())
     }
 
     /// [`DiskCache::write_fresh`] when no file exists, counted in the
