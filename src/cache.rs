@@ -719,6 +719,12 @@ impl LeafCache for DiskCache {
         payload
     }
 
+    fn refused(&self) {
+        let mut s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        s.hits = s.hits.saturating_sub(1);
+        s.misses += 1;
+    }
+
     fn put(&self, key: Vec<u8>, value: Vec<u8>) {
         let framed = frame(self.day, &value);
         self.pending
@@ -835,6 +841,11 @@ mod tests {
                 ..Stats::default()
             }
         );
+        // An entry found but not usable (the engine computes it again) is
+        // a miss in the stats, not a hit.
+        assert_eq!(c2.get(b"k"), Some(b"v".to_vec()));
+        c2.refused();
+        assert_eq!((c2.stats().hits, c2.stats().misses), (1, 2));
     }
 
     /// The first flush builds the file whole; a process that also found no

@@ -55,6 +55,26 @@ pub trait LeafCache: Send + Sync {
     fn get(&self, key: &[u8]) -> Option<Vec<u8>>;
     /// Records an entry (the store may write it later, or never).
     fn put(&self, key: Vec<u8>, value: Vec<u8>);
+    /// An entry `get` returned could not be used (it did not decode, or a
+    /// file it depends on has changed since): the caller computes the
+    /// result again, so the store counts a miss, not a hit.
+    fn refused(&self) {}
+}
+
+/// The entry under `key`, decoded and checked by `usable`; an entry found
+/// but not usable is reported ([`LeafCache::refused`]), so that the stats
+/// count what was computed again.
+pub(crate) fn lookup<T: DeserializeOwned, U>(
+    cache: &dyn LeafCache,
+    key: &[u8],
+    usable: impl FnOnce(T) -> Option<U>,
+) -> Option<U> {
+    let bytes = cache.get(key)?;
+    let found = decode::<T>(&bytes).and_then(usable);
+    if found.is_none() {
+        cache.refused();
+    }
+    found
 }
 
 /// The key of `kind` for a blob: kind, schema, blob id.
@@ -194,8 +214,7 @@ where
     let blob = file.stamp(db).blob().copied();
     let cache = db.leaf_cache();
     if let (Some(cache), Some(blob)) = (cache, blob.as_ref())
-        && let Some(bytes) = cache.get(&key(kind, blob))
-        && let Some(v) = decode::<R>(&bytes)
+        && let Some(v) = lookup::<R, R>(cache, &key(kind, blob), Some)
     {
         return restore(v);
     }
@@ -266,13 +285,10 @@ where
         key(error_kind, &h.finalize().into())
     };
     if let (Some(cache), Some(blob)) = (cache, blob.as_ref()) {
-        if let Some(v) = cache.get(&key(kind, blob)).and_then(|b| decode::<T>(&b)) {
+        if let Some(v) = lookup::<T, T>(cache, &key(kind, blob), Some) {
             return Ok(v);
         }
-        if let Some(e) = cache
-            .get(&error_key(blob))
-            .and_then(|b| decode::<Diagnostic>(&b))
-        {
+        if let Some(e) = lookup::<Diagnostic, Diagnostic>(cache, &error_key(blob), Some) {
             return Err(e);
         }
     }

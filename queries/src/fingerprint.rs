@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use sha1::{Digest, Sha1};
 
-use crate::cache::{Kind, SCHEMA, decode, encode, key};
+use crate::cache::{Kind, SCHEMA, encode, key, lookup};
 use crate::db::{Db, File, FileContent, FileSet};
 use crate::diag::Diagnostic;
 use crate::images::{PreImage, image_graph};
@@ -331,7 +331,7 @@ fn stored_self_hash_entry<'db>(
     else {
         return StoredSelfHash::default();
     };
-    let hash = cache.get(&k).and_then(|b| decode::<Digest20>(&b));
+    let hash = lookup::<Digest20, _>(cache, &k, Some);
     StoredSelfHash { key: Some(k), hash }
 }
 

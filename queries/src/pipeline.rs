@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use serde_yaml_ng::Value;
 
-use crate::cache::{Kind, SCHEMA, decode, encode, key};
+use crate::cache::{Kind, SCHEMA, encode, key, lookup};
 
 use crate::cargo::workspace_manifest;
 use crate::db::{Db, Options};
@@ -105,8 +105,7 @@ pub fn template(db: &dyn Db, options: Options) -> Result<Arc<Template>, Diagnost
     let cache = db.leaf_cache();
     let key = cache.map(|_| template_key(&path, &text));
     if let (Some(cache), Some(key)) = (cache, &key)
-        && let Some(bytes) = cache.get(key)
-        && let Some((value, steps)) = decode::<(StoredYaml, Vec<Step>)>(&bytes)
+        && let Some((value, steps)) = lookup::<(StoredYaml, Vec<Step>), _>(cache, key, Some)
     {
         return Ok(Arc::new(Template {
             path,
@@ -462,7 +461,7 @@ mod tests {
         let t = parse_template("ci/test/pipeline.template.yml", text).unwrap();
         let stored = StoredYaml::new(&t.value).unwrap();
         let bytes = encode(&(stored, &t.steps)).unwrap();
-        let (value, steps) = decode::<(StoredYaml, Vec<Step>)>(&bytes).unwrap();
+        let (value, steps) = crate::cache::decode::<(StoredYaml, Vec<Step>)>(&bytes).unwrap();
         assert_eq!(value.restore(), t.value);
         assert_eq!(steps, t.steps);
         // Tagged values are not stored (not restored exactly, and rare).

@@ -568,6 +568,7 @@ fn counted(stderr: &str, field: usize) -> usize {
 #[test]
 fn a_first_run_keeps_everything_it_computed() {
     let (f, _) = changed_fixture();
+    f.settle();
     for format in ["json", "text"] {
         let dir = f.tmp.path().join(format!("cache-{format}"));
         let args = [
@@ -593,6 +594,7 @@ fn a_first_run_keeps_everything_it_computed() {
             0,
             "nothing to compute again: {both}"
         );
+        assert_eq!(counted(&second_err, 2), 0, "nothing new to keep: {both}");
         assert!(hits(&second_err) > 0, "{both}");
     }
 }

@@ -239,6 +239,29 @@ impl Fixture {
         self.repo.join(p)
     }
 
+    /// Makes every work-tree file older than the index: mtimes ten seconds
+    /// back, then the index refreshed. A file written in the second the
+    /// index was written is racily clean, and a run then cannot take its
+    /// blob id from the index; after this every run can, as on a CI
+    /// checkout, whatever the clock did while the fixture was made.
+    pub fn settle(&self) {
+        fn backdate(dir: &Path, when: std::time::SystemTime) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let e = e.unwrap();
+                let t = e.file_type().unwrap();
+                if t.is_dir() && e.file_name() != ".git" {
+                    backdate(&e.path(), when);
+                } else if t.is_file() {
+                    let f = std::fs::File::options().write(true).open(e.path()).unwrap();
+                    f.set_modified(when).unwrap();
+                }
+            }
+        }
+        let when = std::time::SystemTime::now() - std::time::Duration::from_secs(10);
+        backdate(&self.repo, when);
+        self.git(&["update-index", "-q", "--refresh"]);
+    }
+
     pub fn write(&self, p: &str, text: impl AsRef<[u8]>) {
         write(&self.repo, p, text);
     }

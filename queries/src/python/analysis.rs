@@ -33,7 +33,7 @@ use std::sync::{Arc, OnceLock};
 use rustc_hash::FxHashMap;
 use sha1::{Digest, Sha1};
 
-use crate::cache::{Kind, SCHEMA, decode, encode, key};
+use crate::cache::{Kind, SCHEMA, encode, key, lookup};
 use crate::db::{Db, File, FileSet, Options};
 use crate::diag::Diagnostic;
 use crate::paths;
@@ -201,8 +201,8 @@ pub fn stored_analysis(
     composition: File,
 ) -> Option<Arc<CompositionAnalysis>> {
     let cache = db.leaf_cache()?;
-    let bytes = cache.get(&analysis_key(db, files, options, composition))?;
-    let found = decode::<Stored>(&bytes)?.restore(db)?;
+    let key = analysis_key(db, files, options, composition);
+    let found = lookup::<Stored, _>(cache, &key, |s| s.restore(db))?;
     Some(Arc::new(found))
 }
 

@@ -123,9 +123,20 @@ pub fn example_workspace(db: &mut Database, paths: Vec<String>) -> pipetrim_quer
     )
 }
 
-/// A persistent cache in memory, shared by the databases of one test.
+/// A persistent cache in memory, shared by the databases of one test; it
+/// counts the entries found but refused (see [`MemoryCache::refused`]).
 #[derive(Default)]
-pub struct MemoryCache(std::sync::Mutex<std::collections::HashMap<Vec<u8>, Vec<u8>>>);
+pub struct MemoryCache(
+    std::sync::Mutex<std::collections::HashMap<Vec<u8>, Vec<u8>>>,
+    std::sync::atomic::AtomicUsize,
+);
+
+impl MemoryCache {
+    /// How many entries found were not usable (the engine computed again).
+    pub fn refused(&self) -> usize {
+        self.1.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
 
 impl pipetrim_queries::cache::LeafCache for MemoryCache {
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
@@ -133,6 +144,9 @@ impl pipetrim_queries::cache::LeafCache for MemoryCache {
     }
     fn put(&self, key: Vec<u8>, value: Vec<u8>) {
         self.0.lock().unwrap().insert(key, value);
+    }
+    fn refused(&self) {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
