@@ -6,7 +6,7 @@
 use std::sync::Mutex;
 use std::time::Instant;
 
-static MARKS: Mutex<Vec<(&'static str, Instant)>> = Mutex::new(Vec::new());
+static MARKS: Mutex<Vec<(&'static str, Instant, Option<u64>)>> = Mutex::new(Vec::new());
 static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
 
 /// Starts the clock; called first thing in `main`.
@@ -26,7 +26,7 @@ pub fn mark(what: &'static str) {
         return;
     }
     if let Ok(mut m) = MARKS.lock() {
-        m.push((what, Instant::now()));
+        m.push((what, Instant::now(), anon_kib()));
     }
 }
 
@@ -39,7 +39,23 @@ pub fn render() -> Option<String> {
     }
     let parts: Vec<String> = m
         .iter()
-        .map(|(w, t)| format!("{w} {:.2}", t.duration_since(start).as_secs_f64() * 1000.0))
+        .map(|(w, t, anon)| {
+            let ms = t.duration_since(start).as_secs_f64() * 1000.0;
+            match anon {
+                Some(kib) => format!("{w} {ms:.2} ({:.1} MiB)", *kib as f64 / 1024.0),
+                None => format!("{w} {ms:.2}"),
+            }
+        })
         .collect();
     Some(format!("timeline (ms since start): {}", parts.join(" · ")))
+}
+
+/// The process's resident anonymous memory in KiB (`RssAnon` of
+/// `/proc/self/status`), where the system says: the fresh pages a phase
+/// touches are a large part of a short run's cost. Read only with
+/// `PIPETRIM_TIMINGS` (~20 µs a mark).
+fn anon_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("RssAnon:"))?;
+    line.split_whitespace().next()?.parse().ok()
 }

@@ -66,11 +66,15 @@ fn planned(
 fn print_out(g: &Global, json: &serde_json::Value, text: &str) -> Result<i32, Error> {
     let mut out = std::io::stdout().lock();
     let r = match g.format {
-        Format::Json => writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(json).unwrap_or_default()
-        ),
+        // Streamed through a small buffer: a plan's JSON is ~120 KB, and a
+        // string that size is a fresh huge page in a run this short.
+        Format::Json => {
+            let mut w = std::io::BufWriter::with_capacity(16 * 1024, &mut out);
+            serde_json::to_writer_pretty(&mut w, json)
+                .map_err(std::io::Error::other)
+                .and_then(|()| writeln!(w))
+                .and_then(|()| w.flush())
+        }
         Format::Text | Format::Dot | Format::Mermaid | Format::Markdown => {
             writeln!(out, "{}", text.trim_end())
         }
