@@ -71,7 +71,10 @@ pub enum Format {
     Markdown,
 }
 
+// `defer`: a subcommand's arguments are built only when it runs (or for
+// help, completions and man pages), not all of them on every start.
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum Command {
     /// The trimmed, finished pipeline (YAML on stdout, decisions on stderr).
     Trim(TrimArgs),
