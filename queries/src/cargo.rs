@@ -350,6 +350,10 @@ pub fn cargo_workspace(db: &dyn Db, files: FileSet) -> Result<Arc<CargoWorkspace
 }
 
 fn load_crate(db: &dyn Db, files: FileSet, dir: &str) -> Result<Crate, Diagnostic> {
+    // Borrowed: a crate directory holds hundreds of files, looked at thrice.
+    fn rel<'p>(p: &'p str, dir: &str) -> &'p str {
+        paths::relative(p, dir).unwrap_or_default()
+    }
     let path = manifest_path(dir);
     let file = db.file(&path);
     // The stamp says whether it exists without reading it (a warm run
@@ -364,15 +368,14 @@ fn load_crate(db: &dyn Db, files: FileSet, dir: &str) -> Result<Crate, Diagnosti
     let mut bins = m.bins.clone();
     let mut examples = m.examples.clone();
     let under = files.under(db, dir);
-    let rel = |p: &'_ String| paths::relative(p, dir).unwrap_or_default().to_string();
     if m.autobins {
-        if under.iter().any(|p| rel(p) == "src/main.rs") {
+        if under.iter().any(|p| rel(p, dir) == "src/main.rs") {
             bins.push(m.name.clone());
         }
-        discover(under.iter().map(rel), "src/bin/", &mut bins);
+        discover(under.iter().map(|p| rel(p, dir)), "src/bin/", &mut bins);
     }
     if m.autoexamples {
-        discover(under.iter().map(rel), "examples/", &mut examples);
+        discover(under.iter().map(|p| rel(p, dir)), "examples/", &mut examples);
     }
     Ok(Crate {
         name: m.name.clone(),
@@ -386,7 +389,7 @@ fn load_crate(db: &dyn Db, files: FileSet, dir: &str) -> Result<Crate, Diagnosti
 }
 
 /// `<dir>*.rs` stems and `<dir>*/main.rs` directory names.
-fn discover(rels: impl Iterator<Item = String>, dir: &str, out: &mut Vec<String>) {
+fn discover<'a>(rels: impl Iterator<Item = &'a str>, dir: &str, out: &mut Vec<String>) {
     for r in rels {
         let Some(rest) = r.strip_prefix(dir) else {
             continue;
