@@ -243,8 +243,15 @@ fn overrides(a: &TrimArgs) -> Overrides {
 /// The reason and the ✓/✗ report on stderr, coloured where the terminal
 /// and `NO_COLOR`/`CLICOLOR_FORCE` allow (anstream decides).
 fn report(s: &Session, plan: &Plan, reason: &str) {
+    use std::io::Write;
     let source = |d: &Diagnostic| diagnostic::source_line(&s.root, d);
-    let mut text = format!("--- {reason}\n");
-    text.push_str(&text_report(plan, &source));
-    diagnostic::eprint_styled(&text);
+    let stderr = std::io::stderr();
+    let styled = anstream::AutoStream::choice(&stderr) != anstream::ColorChoice::Never;
+    // One write: stderr is not buffered.
+    let mut text = String::with_capacity(128 * 1024);
+    text.push_str("--- ");
+    text.push_str(reason);
+    text.push('\n');
+    text_report(&mut text, plan, &source, styled);
+    let _ = stderr.lock().write_all(text.as_bytes());
 }

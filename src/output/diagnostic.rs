@@ -89,24 +89,6 @@ pub fn print_error(e: &crate::error::Error, repo: &Path) {
     let _ = writeln!(anstream::stderr(), "{text}");
 }
 
-/// Writes styled `text` to stderr in one write: as it is where colour is
-/// on, stripped of its escapes where not. (anstream's stripping writer
-/// issues a write per run of plain text: hundreds of system calls for the
-/// `trim` report.)
-pub fn eprint_styled(text: &str) {
-    use std::io::Write;
-    let stderr = std::io::stderr();
-    let plain;
-    let out = match anstream::AutoStream::choice(&stderr) {
-        anstream::ColorChoice::Never => {
-            plain = anstream::adapter::strip_str(text).to_string();
-            plain.as_str()
-        }
-        _ => text,
-    };
-    let _ = stderr.lock().write_all(out.as_bytes());
-}
-
 /// Prints `warning: {message}` on stderr (coloured where it may be).
 pub fn warn(message: impl std::fmt::Display) {
     use std::io::Write;

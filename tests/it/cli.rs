@@ -66,16 +66,19 @@ fn version_names_the_crate_version() {
 
 /// A tree whose `cluster/util.py` does not parse, and `trim --strict`.
 fn strict_on_broken_python(env: &[(&str, &str)]) -> Run {
+    trim_on_broken_python(env, &["--strict"])
+}
+
+/// A tree whose `cluster/util.py` does not parse, and `trim FLAGS`.
+fn trim_on_broken_python(env: &[(&str, &str)], flags: &[&str]) -> Run {
     let f = Fixture::copy_of(std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/testdata/failsafe"
     )));
     f.append("misc/python/materialize/cluster/util.py", "def broken(:\n");
-    let mut cmd = common::pipetrim(
-        &f.repo,
-        &f.home,
-        &["trim", "--strict", "--changed-files", "-"],
-    );
+    let mut args = vec!["trim", "--changed-files", "-"];
+    args.extend_from_slice(flags);
+    let mut cmd = common::pipetrim(&f.repo, &f.home, &args);
     cmd.envs(env.iter().copied());
     Run::of(
         cmd,
@@ -101,6 +104,28 @@ fn colour_follows_no_color_and_clicolor_force() {
         ("CLICOLOR_FORCE", "1"),
         ("NO_COLOR", "1")
     ])));
+}
+
+/// The ✓/✗ report is written styled where colour is on and plain where
+/// it is off, in one pass: the two say the same, warnings included.
+#[test]
+fn the_coloured_report_is_the_plain_report_with_styles() {
+    let plain = trim_on_broken_python(&[], &[]);
+    let coloured = trim_on_broken_python(&[("CLICOLOR_FORCE", "1")], &[]);
+    assert_eq!((plain.code, coloured.code), (0, 0), "{}", plain.stderr);
+    for want in ["✓ ", "✗ ", "    globs: ", "warning: ", "kept fail-safe:"] {
+        assert!(plain.stderr.contains(want), "{want}: {}", plain.stderr);
+    }
+    assert!(!plain.stderr.contains('\u{1b}'), "{}", plain.stderr);
+    assert!(
+        coloured.stderr.contains("\u{1b}[32m✓\u{1b}[0m "),
+        "{}",
+        coloured.stderr
+    );
+    assert_eq!(
+        anstream::adapter::strip_str(&coloured.stderr).to_string(),
+        plain.stderr
+    );
 }
 
 /// On Linux (glibc) the binary is linked at a fixed address (build.rs: the
