@@ -375,7 +375,11 @@ fn load_crate(db: &dyn Db, files: FileSet, dir: &str) -> Result<Crate, Diagnosti
         discover(under.iter().map(|p| rel(p, dir)), "src/bin/", &mut bins);
     }
     if m.autoexamples {
-        discover(under.iter().map(|p| rel(p, dir)), "examples/", &mut examples);
+        discover(
+            under.iter().map(|p| rel(p, dir)),
+            "examples/",
+            &mut examples,
+        );
     }
     Ok(Crate {
         name: m.name.clone(),
