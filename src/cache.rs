@@ -17,7 +17,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use pipetrim_queries::cache::LeafCache;
@@ -160,7 +160,10 @@ pub struct DiskCache {
     path: PathBuf,
     max_bytes: u64,
     day: u32,
-    reader: Mutex<ReaderState>,
+    /// Read-locked by every lookup, so that the threads priming a plan
+    /// look up side by side (a redb read handle is `Sync`); write-locked
+    /// only to open it, close it for a flush, or give it up.
+    reader: RwLock<ReaderState>,
     pending: Mutex<Vec<(Vec<u8>, Vec<u8>)>>,
     stats: Mutex<Stats>,
     warned: Mutex<Vec<&'static str>>,
@@ -180,7 +183,7 @@ impl DiskCache {
             path: dir.join(format!("leaves-v{FORMAT}.redb")),
             max_bytes: DEFAULT_MAX_BYTES,
             day: today(),
-            reader: Mutex::new(ReaderState::NotOpened),
+            reader: RwLock::new(ReaderState::NotOpened),
             pending: Mutex::default(),
             stats: Mutex::default(),
             warned: Mutex::default(),
@@ -275,7 +278,7 @@ impl DiskCache {
     /// use of the file. Returns the number of entries written.
     pub fn flush(&self) -> usize {
         let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
-        *self.reader.lock().unwrap_or_else(|e| e.into_inner()) = ReaderState::NotOpened;
+        *self.reader.write().unwrap_or_else(|e| e.into_inner()) = ReaderState::NotOpened;
         if pending.is_empty() {
             return 0;
         }
@@ -668,26 +671,23 @@ fn check_meta_write(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
 
 impl LeafCache for DiskCache {
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        let mut state = self.reader.lock().unwrap_or_else(|e| e.into_inner());
-        if matches!(*state, ReaderState::NotOpened) {
-            *state = self.open_reader();
-        }
-        let found = match &*state {
-            ReaderState::Open(r) => {
-                let got = catch_unwind(AssertUnwindSafe(|| {
-                    r.table.get(key).ok().flatten().map(|v| v.value().to_vec())
-                }));
-                match got {
-                    Ok(v) => v,
-                    Err(_) => {
-                        *state = ReaderState::Unavailable;
-                        None
-                    }
-                }
+        let read = || self.reader.read().unwrap_or_else(|e| e.into_inner());
+        if matches!(*read(), ReaderState::NotOpened) {
+            let mut state = self.reader.write().unwrap_or_else(|e| e.into_inner());
+            if matches!(*state, ReaderState::NotOpened) {
+                *state = self.open_reader();
             }
-            _ => None,
+        }
+        let got = match &*read() {
+            ReaderState::Open(r) => catch_unwind(AssertUnwindSafe(|| {
+                r.table.get(key).ok().flatten().map(|v| v.value().to_vec())
+            })),
+            _ => Ok(None),
         };
-        drop(state);
+        let found = got.unwrap_or_else(|_| {
+            *self.reader.write().unwrap_or_else(|e| e.into_inner()) = ReaderState::Unavailable;
+            None
+        });
         let payload = found.and_then(|v| match unframe(&v) {
             Some((day, p)) => {
                 // Used today for the first time: stamp it (at most once a day).
@@ -821,6 +821,29 @@ mod tests {
             DiskCache::new(&dir.path().join("ok")).get(b"k"),
             Some(b"new".to_vec())
         );
+    }
+
+    /// Lookups from several threads share the read handle (the first one
+    /// opens it): every entry is found, and every lookup is counted.
+    #[test]
+    fn threads_look_up_side_by_side() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = DiskCache::new(dir.path());
+        for i in 0..50u8 {
+            c.put(vec![i], vec![i; 64]);
+        }
+        assert_eq!(c.flush(), 50);
+        let c = DiskCache::new(dir.path());
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for i in 0..50u8 {
+                        assert_eq!(c.get(&[i]), Some(vec![i; 64]));
+                    }
+                });
+            }
+        });
+        assert_eq!((c.stats().hits, c.stats().misses), (200, 0));
     }
 
     #[test]

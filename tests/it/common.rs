@@ -239,11 +239,13 @@ impl Fixture {
         self.repo.join(p)
     }
 
-    /// Makes every work-tree file older than the index: mtimes ten seconds
-    /// back, then the index refreshed. A file written in the second the
-    /// index was written is racily clean, and a run then cannot take its
-    /// blob id from the index; after this every run can, as on a CI
-    /// checkout, whatever the clock did while the fixture was made.
+    /// Makes the fixture look like a CI checkout, whatever the clock did
+    /// while it was made: every work-tree file older than the index (mtimes
+    /// ten seconds back, then the index refreshed; a file written in the
+    /// second the index was written is racily clean, and a run cannot take
+    /// its blob id from the index), and every directory last changed more
+    /// than the racy window of directory listings ago (100 ms: a listing
+    /// taken sooner is not kept, so a later run would keep it).
     pub fn settle(&self) {
         fn backdate(dir: &Path, when: std::time::SystemTime) {
             for e in std::fs::read_dir(dir).unwrap() {
@@ -260,6 +262,9 @@ impl Fixture {
         let when = std::time::SystemTime::now() - std::time::Duration::from_secs(10);
         backdate(&self.repo, when);
         self.git(&["update-index", "-q", "--refresh"]);
+        // The window counts from a directory's ctime, which cannot be set
+        // back: wait it out.
+        std::thread::sleep(std::time::Duration::from_millis(150));
     }
 
     pub fn write(&self, p: &str, text: impl AsRef<[u8]>) {
