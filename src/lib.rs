@@ -19,6 +19,7 @@ pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod output;
+pub mod pool;
 pub mod repo;
 pub mod soak;
 pub mod stats;

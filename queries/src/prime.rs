@@ -41,6 +41,15 @@ pub fn prime_plan(db: &Database, ws: Workspace) {
 /// modules are parsed first, all at once.
 fn prime_compositions(db: &Database, ws: Workspace) -> Vec<File> {
     let (files, options) = (ws.files(db), ws.options(db));
+    let used = used_compositions(db, ws);
+    let unstored = unstored_compositions(db, ws, &used);
+    prime_imports(db, files, options, &unstored);
+    used
+}
+
+/// The composition files the pipeline's steps use, sorted.
+fn used_compositions(db: &Database, ws: Workspace) -> Vec<File> {
+    let (files, options) = (ws.files(db), ws.options(db));
     let Ok(tpl) = template(db, options) else {
         return Vec::new();
     };
@@ -55,17 +64,29 @@ fn prime_compositions(db: &Database, ws: Workspace) -> Vec<File> {
         .collect();
     used.sort();
     used.dedup();
-    let used: Vec<File> = used.iter().map(|p| db.file(p)).collect();
-    let unstored: Vec<File> = used
-        .par_iter()
+    used.iter().map(|p| db.file(p)).collect()
+}
+
+/// Those of `used` neither analysed in this process nor answered for by
+/// the persistent cache (looked up in parallel).
+fn unstored_compositions(db: &Database, ws: Workspace, used: &[File]) -> Vec<File> {
+    let (files, options) = (ws.files(db), ws.options(db));
+    used.par_iter()
         .map_with(db.clone(), |db, &file| {
             let known = db.analysed(file) || stored_analysis(db, files, options, file).is_some();
             (!known).then_some(file)
         })
         .flatten()
-        .collect();
-    prime_imports(db, files, options, &unstored);
-    used
+        .collect()
+}
+
+/// Whether priming the plan has Python to parse: some composition the
+/// steps use is not answered for by the persistent cache. When none is,
+/// the priming only looks results up (a warm run). The lookups are
+/// memoized: [`prime_plan`] does not repeat them.
+pub fn plan_needs_parsing(db: &Database, ws: Workspace) -> bool {
+    let used = used_compositions(db, ws);
+    !unstored_compositions(db, ws, &used).is_empty()
 }
 
 /// Resolves, in parallel, the direct imports (so parses the modules) of

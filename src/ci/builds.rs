@@ -73,14 +73,22 @@ pub fn build_hashes(
         .collect();
     missed.sort_unstable();
     missed.dedup();
-    hash_with_progress(db, prime::prime_image_files(db, files, &missed));
+    if !missed.is_empty() {
+        let db = db.clone();
+        crate::pool::all_cores(move || {
+            hash_with_progress(&db, prime::prime_image_files(&db, files, &missed));
+        });
+    }
     let arch_hash = |arch: &str| -> Result<ArchHash, Error> {
         let variant = variant(arch);
         prime::prime_self_hashes(db, files, variant, &names);
         let fps = fingerprints(db, files, variant).clone()?;
         let specs = specs::build_specs(&graph, &fps, &reg);
         let all_exist = match &check {
-            Some(c) => specs.par_iter().all(|spec| c.exists(spec).unwrap_or(false)),
+            // A registry query (or a command) per spec: on every core.
+            Some(c) => crate::pool::all_cores(|| {
+                specs.par_iter().all(|spec| c.exists(spec).unwrap_or(false))
+            }),
             None => false,
         };
         Ok(ArchHash {

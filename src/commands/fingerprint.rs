@@ -16,6 +16,11 @@ use crate::error::Error;
 use crate::output::progress::hash_with_progress;
 
 pub fn run(g: &Global, a: &FingerprintArgs) -> Result<i32, Error> {
+    // From the index, a warm run only looks results up: no worker threads
+    // unless file contents need hashing (`crate::pool`).
+    if g.from_index {
+        crate::pool::this_thread_only();
+    }
     // A one-shot run: the OS frees the database faster than dropping it
     // query by query would.
     let s = std::mem::ManuallyDrop::new(session(g)?);
@@ -44,7 +49,12 @@ pub fn run(g: &Global, a: &FingerprintArgs) -> Result<i32, Error> {
     prime::prime_spec_identities(db, files, &names);
     crate::timeline::mark("spec identities");
     let missed = prime::unstored_self_hashes(db, files, variant, &names);
-    hash_with_progress(db, prime::prime_image_files(db, files, &missed));
+    if !missed.is_empty() {
+        let db = db.clone();
+        crate::pool::all_cores(move || {
+            hash_with_progress(&db, prime::prime_image_files(&db, files, &missed));
+        });
+    }
     prime::prime_self_hashes(db, files, variant, &names);
     crate::timeline::mark("own hashes");
     let fps = match &a.image {

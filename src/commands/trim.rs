@@ -12,7 +12,7 @@ use std::mem::ManuallyDrop;
 use pipetrim_queries::Diagnostic;
 use pipetrim_queries::pipeline::template;
 use pipetrim_queries::plan::{Plan, plan};
-use pipetrim_queries::prime::prime_plan;
+use pipetrim_queries::prime::{plan_needs_parsing, prime_plan};
 use serde_yaml_ng::Value;
 
 use super::{changes, print_out, session};
@@ -31,12 +31,24 @@ use crate::repo::session::Session;
 /// Runs `trim`. With `PIPETRIM_TIMINGS` set, the phases are marked on the
 /// run's timeline (`crate::timeline`).
 pub fn run(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
+    // From the index, a warm run only looks results up: no worker threads
+    // unless there is Python to parse or contents to hash (`crate::pool`).
+    if g.from_index {
+        crate::pool::this_thread_only();
+    }
     // The template and the priming do not need the change set: they run
     // while the change set (gix) is still being computed.
+    let mut cold = false;
     let (s, changes) = open_with_changes(g, a, |s| {
         let _ = template(&s.db, s.ws.options(&s.db));
         crate::timeline::mark("template");
-        prime_plan(&s.db, s.ws);
+        cold = plan_needs_parsing(&s.db, s.ws);
+        if cold {
+            let (db, ws) = (s.db.clone(), s.ws);
+            crate::pool::all_cores(move || prime_plan(&db, ws));
+        } else {
+            prime_plan(&s.db, s.ws);
+        }
         crate::timeline::mark("prime");
         // The JSON plan reads what the priming computed: a first run's new
         // cache file can be written while the plan is made.
@@ -97,14 +109,23 @@ pub fn run(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
             ws,
         };
         let finish = &ctx.finish;
-        let (p, h) = rayon::join(
-            move || {
-                let p = plan(&mine, ws).clone();
-                crate::timeline::mark("plan");
-                p
-            },
-            move || builds::build_hashes(&other, finish, a.exists_cmd.as_deref()),
-        );
+        let both = move || {
+            rayon::join(
+                move || {
+                    let p = plan(&mine, ws).clone();
+                    crate::timeline::mark("plan");
+                    p
+                },
+                move || builds::build_hashes(&other, finish, a.exists_cmd.as_deref()),
+            )
+        };
+        // Side by side where the cache was cold (the fingerprints then
+        // hash contents); in turn on this thread where it was warm.
+        let (p, h) = if cold {
+            crate::pool::all_cores(both)
+        } else {
+            both()
+        };
         crate::timeline::mark("fingerprints");
         // Every leaf is known now: write them while the pipeline is finished.
         crate::cache::flush_early();

@@ -135,6 +135,55 @@ fn a_clean_checkout_gives_the_same_pipeline() {
     );
 }
 
+/// From the index, a warm run works on one thread and a cold one (Python
+/// to parse, contents to hash) on every core (`pipetrim::pool`): the
+/// answers are the same whichever ran, and the same as without the cache,
+/// also after an edit that leaves the cache partly warm.
+#[test]
+fn warm_and_cold_runs_from_the_index_answer_alike() {
+    let f = changed();
+    let cache = f.tmp.path().join("cache");
+    let cache = cache.to_str().unwrap();
+    let commands: [&[&str]; 3] = [
+        &["trim", "--from-index", "--base", "main", "--format", "json"],
+        // `--exists-cmd`: the YAML trim asks it about every image spec.
+        &[
+            "trim",
+            "--from-index",
+            "--base",
+            "main",
+            "--exists-cmd",
+            "true",
+        ],
+        &[
+            "fingerprint",
+            "--from-index",
+            "--arch",
+            "aarch64",
+            "--format",
+            "json",
+        ],
+    ];
+    let check = |label: &str| {
+        for args in commands {
+            let uncached = stdout_ok(&f, args, &["--no-cache"], &[]);
+            let cold_or_warm = stdout_ok(&f, args, &["--cache-dir", cache], &[]);
+            let warm = stdout_ok(&f, args, &["--cache-dir", cache], &[]);
+            assert_eq!(cold_or_warm, uncached, "{label}: {args:?}");
+            assert_eq!(warm, uncached, "{label}: {args:?}");
+        }
+    };
+    check("empty cache, then warm");
+    // A module one composition imports, edited and staged: that
+    // composition is parsed again, the others come from the cache.
+    f.append(
+        "misc/python/materialize/mzcompose/services/postgres.py",
+        "\nimport materialize.mzcompose.services.server\n",
+    );
+    f.git(&["add", "-A"]);
+    check("one module edited");
+}
+
 /// What the work tree holds beyond the index is not seen: an unstaged
 /// edit, an untracked file, a deleted file. Each changes the ordinary
 /// fingerprints; none changes those from the index.

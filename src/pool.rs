@@ -1,0 +1,63 @@
+//! Threads for the one-shot commands.
+//!
+//! rayon starts its global pool on first use: a thread per core, each with
+//! a stack and a heap of its own. On a warm run that only looks results up
+//! (no parsing, no hashing of contents, no system call per file) that
+//! start-up costs more than the second core gives back: on c01 a warm
+//! `fingerprint --from-index` is 0.74 ms faster with no worker thread at
+//! all (BENCHMARKS, round 12). Such a command calls [`this_thread_only`]
+//! first, and runs what may be heavy (hashing the contents of files the
+//! cache lacks) through [`all_cores`], which starts a pool of its own the
+//! first time it is needed.
+
+use std::sync::OnceLock;
+
+/// Makes the global pool this thread alone: parallel iterators then run
+/// here, in order, with no thread started. Does nothing if the pool runs
+/// already.
+pub fn this_thread_only() {
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .use_current_thread()
+        .build_global();
+}
+
+/// Runs `f` (and the parallel iterators in it) on every core: on the
+/// global pool when it has several threads, else on a pool started for
+/// heavy work on its first use (run here, if it cannot start).
+pub fn all_cores<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if rayon::current_num_threads() > 1 {
+        return f();
+    }
+    static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
+    let pool = POOL.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        (cores > 1)
+            .then(|| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(cores)
+                    .build()
+                    .ok()
+            })
+            .flatten()
+    });
+    match pool {
+        Some(p) => p.install(f),
+        None => f(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Heavy work gets every core, whatever the global pool has.
+    #[test]
+    fn all_cores_runs_on_every_core() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(super::all_cores(rayon::current_num_threads), cores);
+        let sum: u64 = super::all_cores(|| {
+            use rayon::prelude::*;
+            (1..=1000u64).into_par_iter().sum()
+        });
+        assert_eq!(sum, 500_500);
+    }
+}
