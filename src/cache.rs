@@ -430,11 +430,15 @@ impl DiskCache {
     }
 
     /// Writes a new cache file from scratch: the database is built in
-    /// memory, then written with one `write` and one sync to a temporary
-    /// file that is renamed into place only if no file is there yet. A
-    /// first run on an agent so pays for neither redb's page-by-page writes
-    /// nor a sync at each growth of the file (half of its flush on c01),
-    /// and no reader ever sees a partial file. `None`: another process
+    /// memory, then written with one `write` to a temporary file that is
+    /// renamed into place only if no file is there yet. A first run on an
+    /// agent so pays for neither redb's page-by-page writes nor a sync at
+    /// each growth of the file (half of its flush on c01), and no reader
+    /// ever sees a partial file. Not synced: a crash before the kernel
+    /// writes it back can leave a truncated or empty file, which the next
+    /// run finds unusable and rebuilds (a file that does not open, and an
+    /// entry that fails its checksum, are never trusted); the sync was
+    /// 1.5–15 ms at the end of every first run. `None`: another process
     /// created the file meanwhile (the caller merges into it).
     fn write_fresh(
         &self,
@@ -457,7 +461,6 @@ impl DiskCache {
             .permissions(std::fs::Permissions::from_mode(0o644))
             .tempfile_in(dir)?;
         tmp.write_all(&bytes)?;
-        tmp.as_file().sync_data()?;
         match tmp.persist_noclobber(&self.path) {
             Ok(_) => Ok(Some(done)),
             Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(None),
