@@ -37,20 +37,20 @@ fn main() {
     no_pie();
 }
 
-/// Links the binary as a fixed-address executable on Linux (glibc): a
-/// position-independent one spends ~0.35 ms of every start in the dynamic
-/// loader, applying 25,000 relocations to pages it then copies, about 4 %
-/// of a warm `trim` (BENCHMARKS, round 12). The code stays
-/// position-independent; only the link changes, and only for the binary
-/// (tests and benches are linked as usual). `PIPETRIM_BUILD_PIE=1` keeps
-/// the default for packagers whose policy requires PIE (ASLR of the
-/// binary's own code).
+/// On request (`PIPETRIM_BUILD_NO_PIE=1`, Linux/glibc), links the binary
+/// at a fixed address: the dynamic loader then has no relocations to apply
+/// (25,000, ~0.25 ms of every start; ~0.08 ms of a warm `trim` once the
+/// rest was fast, BENCHMARKS round 12). Not the default: pipetrim parses
+/// what pull requests put in the repository on CI agents, and a binary at a
+/// fixed address gives up address-space randomisation of its own code
+/// (Round 10). The code stays position-independent; only the link of the
+/// binary changes (tests and benches are linked as usual).
 fn no_pie() {
-    println!("cargo:rerun-if-env-changed=PIPETRIM_BUILD_PIE");
+    println!("cargo:rerun-if-env-changed=PIPETRIM_BUILD_NO_PIE");
     let var = |k: &str| std::env::var(k).unwrap_or_default();
     if var("CARGO_CFG_TARGET_OS") == "linux"
         && var("CARGO_CFG_TARGET_ENV") == "gnu"
-        && var("PIPETRIM_BUILD_PIE").is_empty()
+        && !var("PIPETRIM_BUILD_NO_PIE").is_empty()
     {
         println!("cargo:rustc-link-arg-bins=-no-pie");
     }
