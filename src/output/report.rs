@@ -28,7 +28,7 @@ pub fn text_report(
     let (green, red, dim) = (pick(GREEN), pick(RED), pick(DIM));
     let (g, r, d0) = (green.render(), red.render(), dim.render());
     let (g1, r1, d1) = (green.render_reset(), red.render_reset(), dim.render_reset());
-    // Writing into a String cannot fail.
+    // Items separated by spaces, as the reference prints lists.
     let join = |out: &mut String, items: &mut dyn Iterator<Item = &str>| {
         for (i, s) in items.enumerate() {
             if i > 0 {
@@ -37,6 +37,7 @@ pub fn text_report(
             out.push_str(s);
         }
     };
+    // `write!` into a String cannot fail: its results are dropped.
     for d in &plan.steps {
         if d.kept {
             let _ = writeln!(out, "{g}✓{g1} {}", d.id);
