@@ -181,7 +181,13 @@ fn printed_chains_are_paths_in_the_graph() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    // A fixed seed, as `cache::cfg` has: a failure in CI replays as is.
+    #![proptest_config(ProptestConfig {
+        cases: 24,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0xe8a1_0024),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
     /// `affected PATHS` keeps exactly the steps `trim --changed-files` keeps.
     #[test]
     fn affected_agrees_with_trim(picks in proptest::collection::vec(0usize..1000, 0..4)) {

@@ -372,7 +372,13 @@ fn key(e: &Evaluation) -> (Vec<String>, Option<String>, Option<String>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 16, failure_persistence: None, ..ProptestConfig::default() })]
+    // A fixed seed, as `cache::cfg` has: a failure in CI replays as is.
+    #![proptest_config(ProptestConfig {
+        cases: 16,
+        rng_seed: proptest::test_runner::RngSeed::Fixed(0x3a7c_0016),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     /// After every edit, the incremental answer equals a fresh session's.
     #[test]
