@@ -1,16 +1,23 @@
 //! Threads for the one-shot commands.
 //!
 //! rayon starts its global pool on first use: a thread per core, each with
-//! a stack and a heap of its own. On a warm run that only looks results up
-//! (no parsing, no hashing of contents, no system call per file) that
-//! start-up costs more than the second core gives back: on c01 a warm
-//! `fingerprint --from-index` is 0.74 ms faster with no worker thread at
-//! all (BENCHMARKS, round 12). Such a command calls [`this_thread_only`]
-//! first, and runs what may be heavy (hashing the contents of files the
-//! cache lacks) through [`all_cores`], which starts a pool of its own the
-//! first time it is needed.
+//! a stack and a heap of its own. On a warm run that only looks a few
+//! results up (no parsing, no hashing of contents, no system call per
+//! file) that start-up costs more than the second core gives back: on c01
+//! (36 compositions used, 45 images) a warm `fingerprint --from-index` is
+//! 0.74 ms faster with no worker thread at all (BENCHMARKS, round 12). At
+//! scale 10 (1,000 compositions, 450 images) the lookups alone are tens of
+//! milliseconds, and one thread is 40 ms slower. So a command whose warm
+//! work is small ([`FEW`]) calls [`this_thread_only`] before it first uses
+//! rayon, and runs what may still be heavy (Python to parse, contents to
+//! hash) through [`all_cores`], which starts a pool of its own the first
+//! time it is needed.
 
 use std::sync::OnceLock;
+
+/// Up to this many compositions used (or images fingerprinted), a warm
+/// run's lookups take less time than starting the threads.
+pub const FEW: usize = 100;
 
 /// Makes the global pool this thread alone: parallel iterators then run
 /// here, in order, with no thread started. Does nothing if the pool runs

@@ -80,6 +80,12 @@ fn unstored_compositions(db: &Database, ws: Workspace, used: &[File]) -> Vec<Fil
         .collect()
 }
 
+/// How many compositions the pipeline's steps use: what a warm priming's
+/// work grows with (one stored analysis restored for each).
+pub fn used_composition_count(db: &Database, ws: Workspace) -> usize {
+    used_compositions(db, ws).len()
+}
+
 /// Whether priming the plan has Python to parse: some composition the
 /// steps use is not answered for by the persistent cache. When none is,
 /// the priming only looks results up (a warm run). The lookups are

@@ -16,11 +16,6 @@ use crate::error::Error;
 use crate::output::progress::hash_with_progress;
 
 pub fn run(g: &Global, a: &FingerprintArgs) -> Result<i32, Error> {
-    // From the index, a warm run only looks results up: no worker threads
-    // unless file contents need hashing (`crate::pool`).
-    if g.from_index {
-        crate::pool::this_thread_only();
-    }
     // A one-shot run: the OS frees the database faster than dropping it
     // query by query would.
     let s = std::mem::ManuallyDrop::new(session(g)?);
@@ -44,6 +39,12 @@ pub fn run(g: &Global, a: &FingerprintArgs) -> Result<i32, Error> {
         Some(i) => graph.dependency_order([i.as_str()]),
         None => graph.images.keys().cloned().collect(),
     };
+    // From the index, a warm run over a few images only looks results up:
+    // no worker threads unless contents need hashing (`crate::pool`).
+    // Nothing used rayon yet.
+    if g.from_index && names.len() <= crate::pool::FEW {
+        crate::pool::this_thread_only();
+    }
     // Warm: the own hashes come from the cache; hash only the inputs of
     // the images that miss.
     prime::prime_spec_identities(db, files, &names);

@@ -12,7 +12,7 @@ use std::mem::ManuallyDrop;
 use pipetrim_queries::Diagnostic;
 use pipetrim_queries::pipeline::template;
 use pipetrim_queries::plan::{Plan, plan};
-use pipetrim_queries::prime::{plan_needs_parsing, prime_plan};
+use pipetrim_queries::prime::{plan_needs_parsing, prime_plan, used_composition_count};
 use serde_yaml_ng::Value;
 
 use super::{changes, print_out, session};
@@ -31,17 +31,18 @@ use crate::repo::session::Session;
 /// Runs `trim`. With `PIPETRIM_TIMINGS` set, the phases are marked on the
 /// run's timeline (`crate::timeline`).
 pub fn run(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
-    // From the index, a warm run only looks results up: no worker threads
-    // unless there is Python to parse or contents to hash (`crate::pool`).
-    if g.from_index {
-        crate::pool::this_thread_only();
-    }
     // The template and the priming do not need the change set: they run
     // while the change set (gix) is still being computed.
     let mut cold = false;
     let (s, changes) = open_with_changes(g, a, |s| {
         let _ = template(&s.db, s.ws.options(&s.db));
         crate::timeline::mark("template");
+        // From the index, a warm run over a few compositions only looks
+        // results up: no worker threads unless there is Python to parse or
+        // contents to hash (`crate::pool`). Nothing used rayon yet.
+        if g.from_index && used_composition_count(&s.db, s.ws) <= crate::pool::FEW {
+            crate::pool::this_thread_only();
+        }
         cold = plan_needs_parsing(&s.db, s.ws);
         if cold {
             let (db, ws) = (s.db.clone(), s.ws);
@@ -120,7 +121,8 @@ pub fn run(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
             )
         };
         // Side by side where the cache was cold (the fingerprints then
-        // hash contents); in turn on this thread where it was warm.
+        // hash contents) or the pool has several threads; in turn on this
+        // thread where the run is small and warm.
         let (p, h) = if cold {
             crate::pool::all_cores(both)
         } else {
