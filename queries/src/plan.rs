@@ -19,9 +19,9 @@ pub enum GlobOrigin {
     /// The step's own `inputs` list.
     Explicit,
     /// The directory of composition `composition`.
-    CompositionDir { composition: String },
+    CompositionDir { composition: Arc<str> },
     /// A module that composition `composition` imports.
-    Import { composition: String },
+    Import { composition: Arc<str> },
 }
 
 /// Everything a step depends on, before looking at the change set.
@@ -29,7 +29,9 @@ pub enum GlobOrigin {
 pub struct StepInputs {
     /// Pathspecs: explicit inputs, composition directories, imported files
     /// (what the reference's report prints as `globs:`), with their origins.
-    pub globs: Vec<(String, GlobOrigin)>,
+    /// Shared, not copied: a composition step has a glob per module its
+    /// composition imports, and the plan's decisions list them again.
+    pub globs: Vec<(Arc<str>, GlobOrigin)>,
     /// The globs compiled once (aligned with `globs`; `None` if malformed,
     /// which the step's error already reports).
     /// Shared between the steps that name the same glob (an imported
@@ -54,7 +56,7 @@ pub struct StepInputs {
     /// The glob texts and the image names as the plan reports them, built
     /// once here and shared by every plan (a re-plan after an edit clones
     /// no list).
-    pub glob_list: Arc<[String]>,
+    pub glob_list: Arc<[Arc<str>]>,
     pub image_list: Arc<[String]>,
 }
 
@@ -182,6 +184,17 @@ pub fn step_inputs(
     let graph = image_graph(db, ws.files(db));
     let mut image_ids: Option<BTreeMap<&str, u32>> = None;
     let mut parsed = FxHashMap::default();
+    // One string per path for every step that lists it (most composition
+    // steps list the same framework modules).
+    let mut shared: rustc_hash::FxHashSet<Arc<str>> = Default::default();
+    let mut share = |p: &str| -> Arc<str> {
+        if let Some(s) = shared.get(p) {
+            return s.clone();
+        }
+        let s: Arc<str> = p.into();
+        shared.insert(s.clone());
+        s
+    };
     let mut out = Vec::with_capacity(tpl.steps.len());
     for step in &tpl.steps {
         if !step.kind.is_trimmable() {
@@ -191,7 +204,7 @@ pub fn step_inputs(
         let mut si = StepInputs::default();
         let mut result: Result<(), Diagnostic> = Ok(());
         for i in &step.inputs {
-            si.globs.push((i.clone(), GlobOrigin::Explicit));
+            si.globs.push((i.as_str().into(), GlobOrigin::Explicit));
         }
         if let Err(e) = PathspecSet::new(&step.inputs) {
             result = Err(
@@ -219,19 +232,20 @@ pub fn step_inputs(
                 .hint("no mzcompose.py lives in a directory of that name"));
                 break;
             };
+            let composition: Arc<str> = name.as_str().into();
             si.globs.push((
-                dir.clone(),
+                share(dir),
                 GlobOrigin::CompositionDir {
-                    composition: name.clone(),
+                    composition: composition.clone(),
                 },
             ));
             let file = db.file(&format!("{dir}/mzcompose.py"));
             let closure = composition_inputs(db, ws.files(db), ws.options(db), file);
             for f in closure.files() {
                 si.globs.push((
-                    f.clone(),
+                    share(f),
                     GlobOrigin::Import {
-                        composition: name.clone(),
+                        composition: composition.clone(),
                     },
                 ));
             }
@@ -344,6 +358,10 @@ fn image_ids_of(graph: &crate::images::ImageGraph) -> BTreeMap<&str, u32> {
         .collect()
 }
 
+/// A glob's text parsed, with whether the spec matches the text itself;
+/// or why it does not parse.
+type ParsedGlob = Result<(Arc<Pathspec>, bool), String>;
+
 /// The step's globs compiled once. The explicit ones were validated with
 /// the step (a bad one is the step's error). The others are paths pipetrim
 /// found (composition directories, imported files): one that is not a
@@ -354,28 +372,33 @@ fn image_ids_of(graph: &crate::images::ImageGraph) -> BTreeMap<&str, u32> {
 /// `parsed` holds the specs parsed so far for other steps (a warm run
 /// parsed each imported module's path once per step that imports it).
 fn compile_globs(
-    globs: &[(String, GlobOrigin)],
+    globs: &[(Arc<str>, GlobOrigin)],
     fail_safe: &mut Vec<FailSafe>,
-    parsed: &mut FxHashMap<String, Arc<Pathspec>>,
+    parsed: &mut FxHashMap<Arc<str>, ParsedGlob>,
 ) -> Vec<Option<Arc<Pathspec>>> {
     globs
         .iter()
         .map(|(g, origin)| {
-            let spec = match parsed.get(g.as_str()) {
-                Some(p) => Ok(p.clone()),
-                None => Pathspec::parse(g).map(|p| {
-                    let p = Arc::new(p);
-                    parsed.insert(g.clone(), p.clone());
-                    p
-                }),
-            };
+            // Parsed once per text, with whether the spec matches the text
+            // itself (what a found path must do to be compared as a glob).
+            let spec = parsed
+                .entry(g.clone())
+                .or_insert_with(|| {
+                    Pathspec::parse(g)
+                        .map(|p| {
+                            let literal = p.matches(g);
+                            (Arc::new(p), literal)
+                        })
+                        .map_err(|e| e.to_string())
+                })
+                .clone();
             if *origin == GlobOrigin::Explicit {
-                return spec.ok();
+                return spec.ok().map(|(p, _)| p);
             }
-            let why = match &spec {
-                Ok(p) if p.matches(g) => return spec.ok(),
+            let why = match spec {
+                Ok((p, true)) => return Some(p),
                 Ok(_) => "git reads it as pathspec magic, not as the path".to_string(),
-                Err(e) => e.to_string(),
+                Err(e) => e,
             };
             let (file, what) = match origin {
                 GlobOrigin::CompositionDir { composition } => (
@@ -383,10 +406,10 @@ fn compile_globs(
                     format!("the directory of composition `{composition}`"),
                 ),
                 GlobOrigin::Import { composition } => (
-                    g.clone(),
+                    g.to_string(),
                     format!("a module composition `{composition}` imports"),
                 ),
-                GlobOrigin::Explicit => (g.clone(), "an input".to_string()),
+                GlobOrigin::Explicit => (g.to_string(), "an input".to_string()),
             };
             let diagnostic = Diagnostic::in_file(
                 file,
@@ -394,7 +417,7 @@ fn compile_globs(
             )
             .hint("it is matched literally; rename it so that git can name it (no leading `:`)");
             let f = FailSafe {
-                literal: vec![g.clone()],
+                literal: vec![g.to_string()],
                 ..FailSafe::new(diagnostic)
             };
             if !fail_safe.contains(&f) {
@@ -511,7 +534,7 @@ pub struct StepDecision {
     /// [`Self::kept_on_its_own`], or needed by a step that is.
     pub kept: bool,
     pub depends_on: Vec<String>,
-    pub globs: Arc<[String]>,
+    pub globs: Arc<[Arc<str>]>,
     pub images: Arc<[String]>,
     pub changed_inputs: Vec<String>,
     pub reasons: Vec<Reason>,
@@ -873,7 +896,7 @@ fn match_step(
         if !excluded(p) {
             hit.insert(p);
             d.reasons.push(Reason::Glob {
-                glob: glob.clone(),
+                glob: glob.to_string(),
                 origin: origin.clone(),
                 path: p.clone(),
             });

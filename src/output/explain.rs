@@ -117,12 +117,12 @@ pub fn chain(reason: &Reason, step: &str, graph: Option<&ImageGraph>) -> Vec<Lin
                 GlobOrigin::Explicit => v.push(link("glob", glob, "matches input glob")),
                 GlobOrigin::CompositionDir { composition } => v.push(link(
                     "composition",
-                    composition,
+                    &**composition,
                     format!("lies in the directory `{glob}` of composition"),
                 )),
                 GlobOrigin::Import { composition } => v.push(link(
                     "composition",
-                    composition,
+                    &**composition,
                     "is imported (transitively) by composition",
                 )),
             }

@@ -51,7 +51,7 @@ pub fn text_report(
         }
         if !d.globs.is_empty() {
             let _ = write!(out, "{d0}    globs:{d1} ");
-            join(out, &mut d.globs.iter().map(String::as_str));
+            join(out, &mut d.globs.iter().map(|g| &**g));
             out.push('\n');
         }
         if !d.images.is_empty() {
