@@ -54,17 +54,34 @@ pub fn all_cores<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     }
 }
 
+/// [`all_cores`] when `heavy`, else `f` here (on the global pool as it is).
+pub fn all_cores_if<R: Send>(heavy: bool, f: impl FnOnce() -> R + Send) -> R {
+    if heavy { all_cores(f) } else { f() }
+}
+
 #[cfg(test)]
 mod tests {
-    /// Heavy work gets every core, whatever the global pool has.
+    use super::{all_cores, all_cores_if};
+
+    /// Heavy work gets every core even from a pool of one thread (what
+    /// `this_thread_only` makes the global pool); light work stays there.
     #[test]
-    fn all_cores_runs_on_every_core() {
+    fn heavy_work_gets_every_core_from_a_one_thread_pool() {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        assert_eq!(super::all_cores(rayon::current_num_threads), cores);
-        let sum: u64 = super::all_cores(|| {
-            use rayon::prelude::*;
-            (1..=1000u64).into_par_iter().sum()
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        one.install(|| {
+            assert_eq!(rayon::current_num_threads(), 1);
+            assert_eq!(all_cores(rayon::current_num_threads), cores);
+            assert_eq!(all_cores_if(true, rayon::current_num_threads), cores);
+            assert_eq!(all_cores_if(false, rayon::current_num_threads), 1);
+            let sum: u64 = all_cores(|| {
+                use rayon::prelude::*;
+                (1..=1000u64).into_par_iter().sum()
+            });
+            assert_eq!(sum, 500_500);
         });
-        assert_eq!(sum, 500_500);
     }
 }

@@ -77,6 +77,11 @@ pub(crate) fn lookup<T: DeserializeOwned, U>(
     found
 }
 
+/// The entry under `key`, decoded ([`lookup`] with nothing more to check).
+pub(crate) fn stored<T: DeserializeOwned>(cache: &dyn LeafCache, key: &[u8]) -> Option<T> {
+    lookup(cache, key, Some)
+}
+
 /// The key of `kind` for a blob: kind, schema, blob id.
 pub fn key(kind: Kind, blob: &[u8; 20]) -> Vec<u8> {
     let mut k = Vec::with_capacity(23);
@@ -214,7 +219,7 @@ where
     let blob = file.stamp(db).blob().copied();
     let cache = db.leaf_cache();
     if let (Some(cache), Some(blob)) = (cache, blob.as_ref())
-        && let Some(v) = lookup::<R, R>(cache, &key(kind, blob), Some)
+        && let Some(v) = stored::<R>(cache, &key(kind, blob))
     {
         return restore(v);
     }
@@ -285,10 +290,10 @@ where
         key(error_kind, &h.finalize().into())
     };
     if let (Some(cache), Some(blob)) = (cache, blob.as_ref()) {
-        if let Some(v) = lookup::<T, T>(cache, &key(kind, blob), Some) {
+        if let Some(v) = stored::<T>(cache, &key(kind, blob)) {
             return Ok(v);
         }
-        if let Some(e) = lookup::<Diagnostic, Diagnostic>(cache, &error_key(blob), Some) {
+        if let Some(e) = stored::<Diagnostic>(cache, &error_key(blob)) {
             return Err(e);
         }
     }

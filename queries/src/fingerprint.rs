@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use sha1::{Digest, Sha1};
 
-use crate::cache::{Kind, SCHEMA, encode, key, lookup};
+use crate::cache::{Kind, SCHEMA, encode, key, stored};
 use crate::db::{Db, File, FileContent, FileSet};
 use crate::diag::Diagnostic;
 use crate::images::{PreImage, image_graph};
@@ -331,7 +331,7 @@ fn stored_self_hash_entry<'db>(
     else {
         return StoredSelfHash::default();
     };
-    let hash = lookup::<Digest20, _>(cache, &k, Some);
+    let hash = stored::<Digest20>(cache, &k);
     StoredSelfHash { key: Some(k), hash }
 }
 

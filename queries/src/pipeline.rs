@@ -5,7 +5,7 @@ use std::sync::{Arc, OnceLock};
 
 use serde_yaml_ng::Value;
 
-use crate::cache::{Kind, SCHEMA, encode, key, lookup};
+use crate::cache::{Kind, SCHEMA, encode, key, stored};
 
 use crate::cargo::workspace_manifest;
 use crate::db::{Db, Options};
@@ -105,7 +105,7 @@ pub fn template(db: &dyn Db, options: Options) -> Result<Arc<Template>, Diagnost
     let cache = db.leaf_cache();
     let key = cache.map(|_| template_key(&path, &text));
     if let (Some(cache), Some(key)) = (cache, &key)
-        && let Some((value, steps)) = lookup::<(StoredYaml, Vec<Step>), _>(cache, key, Some)
+        && let Some((value, steps)) = stored::<(StoredYaml, Vec<Step>)>(cache, key)
     {
         return Ok(Arc::new(Template {
             path,

@@ -184,8 +184,8 @@ pub fn step_inputs(
     let graph = image_graph(db, ws.files(db));
     let mut image_ids: Option<BTreeMap<&str, u32>> = None;
     let mut parsed = FxHashMap::default();
-    // One string per path for every step that lists it (most composition
-    // steps list the same framework modules).
+    // One string per glob for every step that lists it (most composition
+    // steps list the same framework modules, many steps the same inputs).
     let mut shared: rustc_hash::FxHashSet<Arc<str>> = Default::default();
     let mut share = |p: &str| -> Arc<str> {
         if let Some(s) = shared.get(p) {
@@ -204,7 +204,7 @@ pub fn step_inputs(
         let mut si = StepInputs::default();
         let mut result: Result<(), Diagnostic> = Ok(());
         for i in &step.inputs {
-            si.globs.push((i.as_str().into(), GlobOrigin::Explicit));
+            si.globs.push((share(i), GlobOrigin::Explicit));
         }
         if let Err(e) = PathspecSet::new(&step.inputs) {
             result = Err(

@@ -41,14 +41,17 @@ pub fn prime_plan(db: &Database, ws: Workspace) {
 /// modules are parsed first, all at once.
 fn prime_compositions(db: &Database, ws: Workspace) -> Vec<File> {
     let (files, options) = (ws.files(db), ws.options(db));
-    let used = used_compositions(db, ws);
+    let used = used_compositions(db, ws).clone();
     let unstored = unstored_compositions(db, ws, &used);
     prime_imports(db, files, options, &unstored);
     used
 }
 
-/// The composition files the pipeline's steps use, sorted.
-fn used_compositions(db: &Database, ws: Workspace) -> Vec<File> {
+/// The composition files the pipeline's steps use, sorted. Memoized: the
+/// edges ask for it (how many, then whether any needs parsing) before the
+/// priming does.
+#[salsa::tracked(returns(ref))]
+fn used_compositions(db: &dyn Db, ws: Workspace) -> Vec<File> {
     let (files, options) = (ws.files(db), ws.options(db));
     let Ok(tpl) = template(db, options) else {
         return Vec::new();
@@ -91,8 +94,7 @@ pub fn used_composition_count(db: &Database, ws: Workspace) -> usize {
 /// the priming only looks results up (a warm run). The lookups are
 /// memoized: [`prime_plan`] does not repeat them.
 pub fn plan_needs_parsing(db: &Database, ws: Workspace) -> bool {
-    let used = used_compositions(db, ws);
-    !unstored_compositions(db, ws, &used).is_empty()
+    !unstored_compositions(db, ws, used_compositions(db, ws)).is_empty()
 }
 
 /// Resolves, in parallel, the direct imports (so parses the modules) of

@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use crate::ci::bootstrap::{CommandCheck, ExistenceCheck};
 use crate::ci::finish::{ArchHash, BuildHashes, FinishOptions};
 use crate::error::Error;
-use crate::output::progress::hash_with_progress;
+use crate::output::progress::hash_image_inputs;
 use crate::repo::session::Session;
 
 /// The registry of image specs: `flag` (`--registry`) if given, else as the
@@ -73,12 +73,7 @@ pub fn build_hashes(
         .collect();
     missed.sort_unstable();
     missed.dedup();
-    if !missed.is_empty() {
-        let db = db.clone();
-        crate::pool::all_cores(move || {
-            hash_with_progress(&db, prime::prime_image_files(&db, files, &missed));
-        });
-    }
+    hash_image_inputs(db, files, &missed);
     let arch_hash = |arch: &str| -> Result<ArchHash, Error> {
         let variant = variant(arch);
         prime::prime_self_hashes(db, files, variant, &names);

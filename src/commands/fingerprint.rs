@@ -13,7 +13,7 @@ use super::{print_out, session};
 use crate::ci::builds::registry;
 use crate::cli::{FingerprintArgs, Global};
 use crate::error::Error;
-use crate::output::progress::hash_with_progress;
+use crate::output::progress::hash_image_inputs;
 
 pub fn run(g: &Global, a: &FingerprintArgs) -> Result<i32, Error> {
     // A one-shot run: the OS frees the database faster than dropping it
@@ -50,12 +50,7 @@ pub fn run(g: &Global, a: &FingerprintArgs) -> Result<i32, Error> {
     prime::prime_spec_identities(db, files, &names);
     crate::timeline::mark("spec identities");
     let missed = prime::unstored_self_hashes(db, files, variant, &names);
-    if !missed.is_empty() {
-        let db = db.clone();
-        crate::pool::all_cores(move || {
-            hash_with_progress(&db, prime::prime_image_files(&db, files, &missed));
-        });
-    }
+    hash_image_inputs(db, files, &missed);
     prime::prime_self_hashes(db, files, variant, &names);
     crate::timeline::mark("own hashes");
     let fps = match &a.image {

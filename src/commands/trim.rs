@@ -44,12 +44,8 @@ pub fn run(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
             crate::pool::this_thread_only();
         }
         cold = plan_needs_parsing(&s.db, s.ws);
-        if cold {
-            let (db, ws) = (s.db.clone(), s.ws);
-            crate::pool::all_cores(move || prime_plan(&db, ws));
-        } else {
-            prime_plan(&s.db, s.ws);
-        }
+        let (db, ws) = (s.db.clone(), s.ws);
+        crate::pool::all_cores_if(cold, move || prime_plan(&db, ws));
         crate::timeline::mark("prime");
         // The JSON plan reads what the priming computed: a first run's new
         // cache file can be written while the plan is made.
@@ -110,7 +106,10 @@ pub fn run(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
             ws,
         };
         let finish = &ctx.finish;
-        let both = move || {
+        // Side by side where the cache was cold (the fingerprints then
+        // hash contents) or the pool has several threads; in turn on this
+        // thread where the run is small and warm.
+        let (p, h) = crate::pool::all_cores_if(cold, move || {
             rayon::join(
                 move || {
                     let p = plan(&mine, ws).clone();
@@ -119,15 +118,7 @@ pub fn run(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
                 },
                 move || builds::build_hashes(&other, finish, a.exists_cmd.as_deref()),
             )
-        };
-        // Side by side where the cache was cold (the fingerprints then
-        // hash contents) or the pool has several threads; in turn on this
-        // thread where the run is small and warm.
-        let (p, h) = if cold {
-            crate::pool::all_cores(both)
-        } else {
-            both()
-        };
+        });
         crate::timeline::mark("fingerprints");
         // Every leaf is known now: write them while the pipeline is finished.
         crate::cache::flush_early();
