@@ -149,7 +149,14 @@ pub(crate) fn leaf<T, R>(
 where
     R: Serialize + DeserializeOwned,
 {
-    leaf_of(db, kind, file, Read::Memoized, compute, store, restore)
+    leaf_with(
+        db,
+        kind,
+        file,
+        |blob| compute_leaf(db, file, blob, Read::Memoized, compute),
+        |v| store(v).and_then(|r| encode(&r)),
+        restore,
+    )
 }
 
 /// How a leaf reads its file's content on a miss.
@@ -163,26 +170,24 @@ pub(crate) enum Read {
     Once,
 }
 
-/// [`leaf`], reading the content as `read` says.
-pub(crate) fn leaf_of<T, R>(
+/// [`leaf`] for a value stored as it is, from content read for it alone
+/// ([`Read::Once`]): encoded from the value itself, not from a copy.
+pub(crate) fn leaf_read_once<T>(
     db: &dyn Db,
     kind: Kind,
     file: File,
-    read: Read,
     compute: impl FnOnce(&FileContent) -> T,
-    store: impl FnOnce(&T) -> Option<R>,
-    restore: impl FnOnce(R) -> T,
 ) -> T
 where
-    R: Serialize + DeserializeOwned,
+    T: Serialize + DeserializeOwned,
 {
     leaf_with(
         db,
         kind,
         file,
-        |blob| compute_leaf(db, file, blob, read, compute),
-        store,
-        restore,
+        |blob| compute_leaf(db, file, blob, Read::Once, compute),
+        encode,
+        |v| v,
     )
 }
 
@@ -198,23 +203,24 @@ pub(crate) fn digest_leaf(db: &dyn Db, file: File) -> Option<[u8; 20]> {
             let (digest, verified) = crate::db::content_digest(db, file);
             (digest, vouch(db, blob, verified))
         },
-        |d| *d,
+        encode,
         Some,
     )
 }
 
-/// [`leaf_of`] with the computation on a miss given as `produce`, which
-/// returns the value and the blob it is vouched for (if any).
+/// A leaf with the computation on a miss given as `produce`, which
+/// returns the value and the blob it is vouched for (if any), and `store`
+/// the encoding kept (if any) of what `restore` reads back.
 fn leaf_with<T, R>(
     db: &dyn Db,
     kind: Kind,
     file: File,
     produce: impl FnOnce(Option<[u8; 20]>) -> (T, Option<[u8; 20]>),
-    store: impl FnOnce(&T) -> Option<R>,
+    store: impl FnOnce(&T) -> Option<Vec<u8>>,
     restore: impl FnOnce(R) -> T,
 ) -> T
 where
-    R: Serialize + DeserializeOwned,
+    R: DeserializeOwned,
 {
     let blob = file.stamp(db).blob().copied();
     let cache = db.leaf_cache();
@@ -225,8 +231,7 @@ where
     }
     let (value, vouched) = produce(blob);
     if let (Some(cache), Some(blob)) = (cache, vouched)
-        && let Some(repr) = store(&value)
-        && let Some(bytes) = encode(&repr)
+        && let Some(bytes) = store(&value)
     {
         cache.put(key(kind, &blob), bytes);
     }

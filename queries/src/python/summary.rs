@@ -4,6 +4,7 @@
 //! The summary is the only query that looks at the syntax tree, so editing a
 //! file re-parses that file alone; the other queries read summaries.
 
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet};
 
 use ruff_python_ast::visitor::{self, Visitor};
@@ -212,12 +213,8 @@ pub enum ArgValue {
 /// c01) only grew the heap a cold run touches.
 #[salsa::tracked(returns(ref))]
 pub fn module_summary(db: &dyn Db, file: File) -> ModuleSummary {
-    crate::cache::leaf_of(
-        db,
-        crate::cache::Kind::ModuleSummary,
-        file,
-        crate::cache::Read::Once,
-        |content| match content_text(content) {
+    crate::cache::leaf_read_once(db, crate::cache::Kind::ModuleSummary, file, |content| {
+        match content_text(content) {
             Ok(text) => summarize(text),
             Err(why) => ModuleSummary {
                 parse_error: Some(ParseFailure {
@@ -226,10 +223,8 @@ pub fn module_summary(db: &dyn Db, file: File) -> ModuleSummary {
                 }),
                 ..ModuleSummary::default()
             },
-        },
-        |s| Some(s.clone()),
-        |s| s,
-    )
+        }
+    })
 }
 
 /// The summary of `file` with each line number replaced by its rank among
@@ -387,16 +382,24 @@ pub fn nesting_bound_of(
     use ruff_python_ast::token::TokenKind as T;
 
     /// One open bracket: tokens of its current item, the deepest bracket
-    /// inside that item, and the deepest finished item.
+    /// inside that item, the deepest finished item, and what the frames
+    /// beneath it add to the open estimate (they do not change while it
+    /// is open, so the estimate is kept per token without a sum over the
+    /// stack, which was a tenth of a summary).
     #[derive(Default)]
     struct Frame {
         tokens: usize,
         child: usize,
         deepest: usize,
+        below: usize,
     }
     impl Frame {
         fn item(&self) -> usize {
             self.tokens + self.child
+        }
+        /// What this frame and those beneath it add to the estimate.
+        fn open(&self) -> usize {
+            self.below + self.item().max(self.deepest) + 1
         }
         fn end_item(&mut self) {
             self.deepest = self.deepest.max(self.item());
@@ -415,10 +418,14 @@ pub fn nesting_bound_of(
             T::Dedent => indent = indent.saturating_sub(1),
             T::Comment | T::NonLogicalNewline => {}
             T::Lpar | T::Lsqb | T::Lbrace | T::FStringStart | T::TStringStart => {
-                if let Some(top) = stack.last_mut() {
+                let below = stack.last_mut().map_or(0, |top| {
                     top.tokens += 1;
-                }
-                stack.push(Frame::default());
+                    top.open()
+                });
+                stack.push(Frame {
+                    below,
+                    ..Frame::default()
+                });
             }
             T::Rpar | T::Rsqb | T::Rbrace | T::FStringEnd | T::TStringEnd => {
                 if stack.len() > 1 {
@@ -458,7 +465,7 @@ pub fn nesting_bound_of(
         }
         // What is open now: a lower estimate of the final bound, so that
         // a million open brackets stop the scan early.
-        let open: usize = stack.iter().map(|f| f.item().max(f.deepest) + 1).sum();
+        let open = stack.last().map_or(0, Frame::open);
         max = max.max(indent + open);
         if max > limit {
             return None;
@@ -494,9 +501,11 @@ fn summarize_parsed(
         out: ModuleSummary::default(),
         ctx: Ctx::default(),
         funcs: Vec::new(),
-        module_locals: assignments(body),
+        module_body: body,
+        module_locals: OnceCell::new(),
         refs: BTreeSet::new(),
         scope_refs: Vec::new(),
+        scratch: String::new(),
     };
     w.visit_body(body);
     let mut out = w.out;
@@ -514,12 +523,11 @@ struct LineIndex {
 
 impl LineIndex {
     fn new(text: &str) -> Self {
-        let mut starts = vec![0];
-        for (i, b) in text.bytes().enumerate() {
-            if b == b'\n' {
-                starts.push(u32::try_from(i + 1).unwrap_or(u32::MAX));
-            }
-        }
+        // memchr: a byte loop was 3 % of a summary.
+        let newlines = memchr::memchr_iter(b'\n', text.as_bytes());
+        let starts = std::iter::once(0)
+            .chain(newlines.map(|i| u32::try_from(i + 1).unwrap_or(u32::MAX)))
+            .collect();
         LineIndex { starts }
     }
 
@@ -537,34 +545,67 @@ struct Ctx {
     owner: Option<usize>,
 }
 
+/// Simple-name assignments (see [`assignments`]): name → each value.
+type Locals = BTreeMap<String, Vec<Option<String>>>;
+
 /// The enclosing function of a value: its parameters and local assignments.
-struct FuncCtx {
-    params: BTreeSet<String>,
+/// Both are looked at only when an `"mzbuild"` value is a name (a few
+/// functions of a few files), so the assignments are collected then: a
+/// second walk of every function body was a fifth of a summary.
+struct FuncCtx<'a> {
+    parameters: &'a ast::Parameters,
     init: bool,
-    locals: BTreeMap<String, Vec<Option<String>>>,
+    body: &'a [Stmt],
+    locals: OnceCell<Locals>,
 }
 
-struct Walker {
+impl FuncCtx<'_> {
+    fn has_param(&self, name: &str) -> bool {
+        self.parameters.iter().any(|p| p.name().as_str() == name)
+    }
+
+    fn locals(&self) -> &Locals {
+        self.locals.get_or_init(|| assignments(self.body))
+    }
+}
+
+struct Walker<'a> {
     lines: LineIndex,
     out: ModuleSummary,
     ctx: Ctx,
-    funcs: Vec<FuncCtx>,
-    module_locals: BTreeMap<String, Vec<Option<String>>>,
+    funcs: Vec<FuncCtx<'a>>,
+    module_body: &'a [Stmt],
+    module_locals: OnceCell<Locals>,
     refs: BTreeSet<String>,
     scope_refs: Vec<BTreeSet<String>>,
+    /// A dotted name being read, built here: most are read before, so
+    /// they are looked up without allocating.
+    scratch: String,
 }
 
 /// `a.b.c` for a chain of attributes on a name, else `None`.
 pub(crate) fn dotted(expr: &Expr) -> Option<String> {
+    let mut out = String::new();
+    dotted_into(expr, &mut out).then_some(out)
+}
+
+/// Appends [`dotted`]'s name to `out`; false (and `out` partly written)
+/// when `expr` is not such a chain.
+fn dotted_into(expr: &Expr, out: &mut String) -> bool {
     match expr {
-        Expr::Name(n) => Some(n.id.as_str().to_string()),
-        Expr::Attribute(a) => {
-            let mut base = dotted(&a.value)?;
-            base.push('.');
-            base.push_str(a.attr.as_str());
-            Some(base)
+        Expr::Name(n) => {
+            out.push_str(n.id.as_str());
+            true
         }
-        _ => None,
+        Expr::Attribute(a) => {
+            if !dotted_into(&a.value, out) {
+                return false;
+            }
+            out.push('.');
+            out.push_str(a.attr.as_str());
+            true
+        }
+        _ => false,
     }
 }
 
@@ -575,17 +616,23 @@ fn str_literal(expr: &Expr) -> Option<&str> {
     }
 }
 
+/// `TYPE_CHECKING` or `typing.TYPE_CHECKING` (without building the name:
+/// every `if` asks).
 fn is_type_checking(test: &Expr) -> bool {
-    matches!(
-        dotted(test).as_deref(),
-        Some("TYPE_CHECKING" | "typing.TYPE_CHECKING")
-    )
+    match test {
+        Expr::Name(n) => n.id.as_str() == "TYPE_CHECKING",
+        Expr::Attribute(a) => {
+            a.attr.as_str() == "TYPE_CHECKING"
+                && matches!(&*a.value, Expr::Name(n) if n.id.as_str() == "typing")
+        }
+        _ => false,
+    }
 }
 
 /// Simple-name assignments of a body (not descending into definitions):
 /// each value is `Some(literal)` or `None` (anything else).
-fn assignments(body: &[Stmt]) -> BTreeMap<String, Vec<Option<String>>> {
-    struct A(BTreeMap<String, Vec<Option<String>>>);
+fn assignments(body: &[Stmt]) -> Locals {
+    struct A(Locals);
     impl A {
         fn target(&mut self, t: &Expr, v: Option<&Expr>) {
             match t {
@@ -711,16 +758,26 @@ fn args_of(arguments: &ast::Arguments) -> Vec<Arg> {
     out
 }
 
-impl Walker {
+impl<'a> Walker<'a> {
     fn line(&self, node: &impl Ranged) -> usize {
         self.lines.line(node.start())
     }
 
-    fn add_ref(&mut self, name: String) {
-        match self.ctx.owner.and_then(|o| self.scope_refs.get_mut(o)) {
-            Some(refs) => refs.insert(name),
-            None => self.refs.insert(name),
+    /// Notes a name read by the current owner (allocated only the first
+    /// time).
+    fn add_ref(&mut self, name: &str) {
+        let refs = match self.ctx.owner.and_then(|o| self.scope_refs.get_mut(o)) {
+            Some(refs) => refs,
+            None => &mut self.refs,
         };
+        if !refs.contains(name) {
+            refs.insert(name.to_string());
+        }
+    }
+
+    fn module_locals(&self) -> &Locals {
+        self.module_locals
+            .get_or_init(|| assignments(self.module_body))
     }
 
     fn push_import(&mut self, imp: Import) {
@@ -758,8 +815,8 @@ impl Walker {
         };
         let var = n.id.as_str();
         let (locals, param, init) = match self.funcs.last() {
-            Some(f) => (&f.locals, f.params.contains(var), f.init),
-            None => (&self.module_locals, false, false),
+            Some(f) => (f.locals(), f.has_param(var), f.init),
+            None => (self.module_locals(), false, false),
         };
         let assigned = locals.get(var);
         let mut literals = Vec::new();
@@ -782,7 +839,12 @@ impl Walker {
         }
         if literals.is_empty() {
             // Not local: a module-level constant of the file?
-            let module: Vec<_> = self.module_locals.get(var).into_iter().flatten().collect();
+            let module: Vec<_> = self
+                .module_locals()
+                .get(var)
+                .into_iter()
+                .flatten()
+                .collect();
             if !module.is_empty() && module.iter().all(|v| v.is_some()) {
                 return Value::Local {
                     var: var.to_string(),
@@ -808,7 +870,7 @@ impl Walker {
         }
     }
 
-    fn function(&mut self, f: &ast::StmtFunctionDef) {
+    fn function(&mut self, f: &'a ast::StmtFunctionDef) {
         for d in &f.decorator_list {
             self.visit_expr(&d.expression);
         }
@@ -841,10 +903,6 @@ impl Walker {
         {
             scope.params = params_of(&f.parameters, true);
         }
-        let mut params: BTreeSet<String> = BTreeSet::new();
-        for p in f.parameters.iter() {
-            params.insert(p.name().as_str().to_string());
-        }
         // Callers' arguments reach the parameters of a module-level function
         // and of a class's `__init__`.
         let init = top_level
@@ -855,9 +913,10 @@ impl Walker {
                     .and_then(|o| self.out.scopes.get(o))
                     .is_some_and(|s| s.kind == ScopeKind::Class));
         self.funcs.push(FuncCtx {
-            params,
+            parameters: &f.parameters,
             init,
-            locals: assignments(&f.body),
+            body: &f.body,
+            locals: OnceCell::new(),
         });
         self.ctx.in_function = true;
         self.visit_body(&f.body);
@@ -865,7 +924,7 @@ impl Walker {
         self.ctx = outer;
     }
 
-    fn class(&mut self, c: &ast::StmtClassDef) {
+    fn class(&mut self, c: &'a ast::StmtClassDef) {
         for d in &c.decorator_list {
             self.visit_expr(&d.expression);
         }
@@ -902,7 +961,8 @@ impl Walker {
     }
 
     fn call(&mut self, call: &ast::ExprCall) {
-        let line = self.line(call);
+        // Most calls have no use for their line: found when one does.
+        let line = |w: &Self| w.lines.line(call.start());
         let callee = dotted(&call.func);
         let first = call.arguments.args.first();
         if matches!(
@@ -914,6 +974,7 @@ impl Walker {
                 Some(lit) => {
                     let level =
                         u32::try_from(lit.len() - lit.trim_start_matches('.').len()).unwrap_or(0);
+                    let line = line(self);
                     self.import(
                         level,
                         lit.trim_start_matches('.').to_string(),
@@ -924,6 +985,7 @@ impl Walker {
                 }
                 None => {
                     let ctx = self.ctx;
+                    let line = line(self);
                     self.out.dynamic_imports.push(DynamicImport {
                         line,
                         in_function: ctx.in_function,
@@ -954,6 +1016,7 @@ impl Walker {
         if let Some(callee) = callee
             && !call.arguments.is_empty()
         {
+            let line = line(self);
             self.out.calls.push(Call {
                 callee,
                 line,
@@ -964,7 +1027,7 @@ impl Walker {
     }
 }
 
-impl<'a> Visitor<'a> for Walker {
+impl<'a> Visitor<'a> for Walker<'a> {
     fn visit_stmt(&mut self, stmt: &'a Stmt) {
         match stmt {
             Stmt::Import(i) => {
@@ -1051,13 +1114,19 @@ impl<'a> Visitor<'a> for Walker {
         match expr {
             Expr::Name(n) => {
                 if matches!(n.ctx, ast::ExprContext::Load) {
-                    self.add_ref(n.id.as_str().to_string());
+                    self.add_ref(n.id.as_str());
                 }
             }
-            Expr::Attribute(a) => match dotted(expr) {
-                Some(d) if matches!(a.ctx, ast::ExprContext::Load) => self.add_ref(d),
-                _ => visitor::walk_expr(self, expr),
-            },
+            Expr::Attribute(a) => {
+                let mut name = std::mem::take(&mut self.scratch);
+                name.clear();
+                if matches!(a.ctx, ast::ExprContext::Load) && dotted_into(expr, &mut name) {
+                    self.add_ref(&name);
+                } else {
+                    visitor::walk_expr(self, expr);
+                }
+                self.scratch = name;
+            }
             Expr::Call(c) => {
                 self.call(c);
                 visitor::walk_expr(self, expr);
