@@ -6,6 +6,7 @@
 
 use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use ruff_python_ast::visitor::{self, Visitor};
 use ruff_python_ast::{self as ast, Expr, Stmt};
@@ -206,13 +207,34 @@ pub enum ArgValue {
     Other,
 }
 
-/// Parses `file` once and extracts its [`ModuleSummary`].
-/// Kept in the persistent cache under the file's blob id (a summary does
-/// not depend on the path). The text is read for the parse and dropped
-/// after it: nothing else reads a module's bytes, and keeping them (2 MB on
-/// c01) only grew the heap a cold run touches.
+/// A file's [`ModuleSummary`] split for [`module_shape`] and
+/// [`module_lines`]: shared, so that neither copies it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShapedSummary {
+    /// The summary, each line number replaced by its rank.
+    pub shape: Arc<ModuleSummary>,
+    /// The distinct line numbers, sorted: rank → line.
+    pub lines: Arc<[usize]>,
+}
+
+/// Parses `file` once and extracts its [`ModuleSummary`], split into its
+/// shape and its lines. The summary (with real lines) is kept in the
+/// persistent cache under the file's blob id (a summary does not depend on
+/// the path). The text is read for the parse and dropped after it: nothing
+/// else reads a module's bytes, and keeping them (2 MB on c01) only grew
+/// the heap a cold run touches.
 #[salsa::tracked(returns(ref))]
-pub fn module_summary(db: &dyn Db, file: File) -> ModuleSummary {
+pub fn module_summary(db: &dyn Db, file: File) -> ShapedSummary {
+    let mut summary = summary_leaf(db, file);
+    let lines = rank_lines(&mut summary);
+    ShapedSummary {
+        shape: Arc::new(summary),
+        lines: lines.into(),
+    }
+}
+
+/// The summary of `file` with real lines, from the cache or the parse.
+fn summary_leaf(db: &dyn Db, file: File) -> ModuleSummary {
     crate::cache::leaf_read_once(db, crate::cache::Kind::ModuleSummary, file, |content| {
         match content_text(content) {
             Ok(text) => summarize(text),
@@ -239,23 +261,24 @@ pub fn module_summary(db: &dyn Db, file: File) -> ModuleSummary {
 /// decision is the one the real lines give; the analyses' results are
 /// mapped back to real lines at the end ([`super::analysis`]).
 #[salsa::tracked(returns(ref))]
-pub fn module_shape(db: &dyn Db, file: File) -> ModuleSummary {
-    let mut shape = module_summary(db, file).clone();
-    let lines = module_lines(db, file);
-    for_each_line(&mut shape, &mut |l| {
-        *l = lines.binary_search(l).unwrap_or(*l);
-    });
-    shape
+pub fn module_shape(db: &dyn Db, file: File) -> Arc<ModuleSummary> {
+    Arc::clone(&module_summary(db, file).shape)
 }
 
 /// The distinct line numbers of `file`'s summary, sorted: rank → line.
 #[salsa::tracked(returns(ref))]
-pub fn module_lines(db: &dyn Db, file: File) -> Vec<usize> {
-    let mut copy = module_summary(db, file).clone();
+pub fn module_lines(db: &dyn Db, file: File) -> Arc<[usize]> {
+    Arc::clone(&module_summary(db, file).lines)
+}
+
+/// Replaces each line number of `s` by its rank among the distinct ones,
+/// which it returns sorted.
+fn rank_lines(s: &mut ModuleSummary) -> Vec<usize> {
     let mut lines = Vec::new();
-    for_each_line(&mut copy, &mut |l| lines.push(*l));
+    for_each_line(s, &mut |l| lines.push(*l));
     lines.sort_unstable();
     lines.dedup();
+    for_each_line(s, &mut |l| *l = lines.binary_search(l).unwrap_or(*l));
     lines
 }
 
