@@ -29,6 +29,19 @@ pub fn this_thread_only() {
         .build_global();
 }
 
+/// Makes the global pool every core, this thread one of them: for a run
+/// that is known to be heavy before it first uses rayon (Python to parse).
+/// This thread then works beside the others instead of waiting for a pool
+/// of its own, and one thread fewer starts on fresh memory. Does nothing
+/// if the pool runs already.
+pub fn every_core_with_this_one() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(cores)
+        .use_current_thread()
+        .build_global();
+}
+
 /// Runs `f` (and the parallel iterators in it) on every core: on the
 /// global pool when it has several threads, else on a pool started for
 /// heavy work on its first use (run here, if it cannot start).

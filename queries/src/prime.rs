@@ -97,6 +97,16 @@ pub fn plan_needs_parsing(db: &Database, ws: Workspace) -> bool {
     !unstored_compositions(db, ws, used_compositions(db, ws)).is_empty()
 }
 
+/// [`plan_needs_parsing`] on this thread alone, one composition after the
+/// other until one needs parsing: what a caller asks before it decides how
+/// many threads to start (rayon is not used).
+pub fn plan_needs_parsing_here(db: &Database, ws: Workspace) -> bool {
+    let (files, options) = (ws.files(db), ws.options(db));
+    used_compositions(db, ws)
+        .iter()
+        .any(|&file| !db.analysed(file) && stored_analysis(db, files, options, file).is_none())
+}
+
 /// Resolves, in parallel, the direct imports (so parses the modules) of
 /// every file the import closures from `starts` reach, following the edges
 /// [`crate::python::imports::import_closure`] follows. Each module is

@@ -12,7 +12,9 @@ use std::mem::ManuallyDrop;
 use pipetrim_queries::Diagnostic;
 use pipetrim_queries::pipeline::template;
 use pipetrim_queries::plan::{Plan, plan};
-use pipetrim_queries::prime::{plan_needs_parsing, prime_plan, used_composition_count};
+use pipetrim_queries::prime::{
+    plan_needs_parsing, plan_needs_parsing_here, prime_plan, used_composition_count,
+};
 use serde_yaml_ng::Value;
 
 use super::{changes, print_out, session};
@@ -40,10 +42,18 @@ pub fn run(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
         // From the index, a warm run over a few compositions only looks
         // results up: no worker threads unless there is Python to parse or
         // contents to hash (`crate::pool`). Nothing used rayon yet.
-        if g.from_index && used_composition_count(&s.db, s.ws) <= crate::pool::FEW {
-            crate::pool::this_thread_only();
-        }
-        cold = plan_needs_parsing(&s.db, s.ws);
+        // When there is, every core works on it, this thread included.
+        cold = if g.from_index && used_composition_count(&s.db, s.ws) <= crate::pool::FEW {
+            let cold = plan_needs_parsing_here(&s.db, s.ws);
+            if cold {
+                crate::pool::every_core_with_this_one();
+            } else {
+                crate::pool::this_thread_only();
+            }
+            cold
+        } else {
+            plan_needs_parsing(&s.db, s.ws)
+        };
         let (db, ws) = (s.db.clone(), s.ws);
         crate::pool::all_cores_if(cold, move || prime_plan(&db, ws));
         crate::timeline::mark("prime");
