@@ -26,7 +26,8 @@ pub const SCHEMA: u16 = 1;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum Kind {
-    /// `python::module_summary`.
+    /// `python::module_summary` of a file that is not a composition
+    /// (without its calls).
     ModuleSummary = 1,
     /// `images::mzbuild_config` (successful parses only).
     Mzbuild = 2,
@@ -47,6 +48,9 @@ pub enum Kind {
     /// `cargo::manifest`'s errors (keyed by the blob and the path, which
     /// the error names; see [`leaf_result`]).
     ManifestError = 10,
+    /// `python::module_summary` of a composition file (`mzcompose.py`),
+    /// with its calls.
+    CompositionSummary = 11,
 }
 
 /// A persistent map from keys to bytes. Implementations must be safe to

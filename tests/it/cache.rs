@@ -351,6 +351,43 @@ fn the_analysis_cache_sees_added_and_removed_files() {
     assert!(cache.stats().hits > 0, "{:?}", cache.stats());
 }
 
+/// A composition's summary keeps its calls (the arguments it passes to
+/// services) and another module's does not: the same bytes in both roles
+/// are two cache entries, so a composition never restores the summary
+/// stored for a module with its content.
+#[test]
+fn a_composition_and_a_module_with_the_same_bytes_are_cached_apart() {
+    let f = Fixture::git_repo();
+    f.write(".gitignore", "");
+    let dir = f.tmp.path().join("cache");
+    let cache = pipetrim::cache::shared(&dir);
+    let twin = "from materialize.mzcompose.services.server import Server\n\
+                SERVICES = [Server(image=\"assets\")]\n";
+    // First the module, imported by a composition, summarized and stored.
+    f.write("misc/python/materialize/twin.py", twin);
+    let td = f.read("test/td/mzcompose.py");
+    f.write(
+        "test/td/mzcompose.py",
+        format!("import materialize.twin\n{td}"),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(120));
+    assert_eq!(answers(&f.repo, Some(&dir)), answers(&f.repo, None));
+    cache.flush();
+    // Then a composition with the same bytes: its image "assets" comes
+    // from its call's argument.
+    f.write("test/twin/mzcompose.py", twin);
+    std::thread::sleep(std::time::Duration::from_millis(120));
+    let without = answers(&f.repo, None);
+    assert!(
+        without.contains("test/twin") && without.contains("\"assets\""),
+        "{without}"
+    );
+    assert_eq!(answers(&f.repo, Some(&dir)), without);
+    cache.flush();
+    assert_eq!(answers(&f.repo, Some(&dir)), without);
+    assert!(cache.stats().hits > 0, "{:?}", cache.stats());
+}
+
 /// What git says is visible (SPEC §1).
 fn git_visible(f: &Fixture) -> Vec<String> {
     let tracked = f.git(&["ls-files", "-z"]);

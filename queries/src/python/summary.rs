@@ -32,6 +32,10 @@ pub struct ModuleSummary {
     /// Values assigned to an `"mzbuild"` key outside any definition.
     pub mzbuild: Vec<MzbuildValue>,
     /// Calls with at least one argument whose callee is a dotted name.
+    /// Only a composition's own calls are ever read (the arguments it
+    /// passes to service classes, SPEC §4.1): [`module_summary`] leaves
+    /// them out for every file but `mzcompose.py` (two thirds of a module's
+    /// summary on c01).
     pub calls: Vec<Call>,
     /// Dotted callees of the calls that run at load time (module level and
     /// class bodies, not function bodies): their bodies' imports run then too.
@@ -233,19 +237,25 @@ pub fn module_summary(db: &dyn Db, file: File) -> ShapedSummary {
     }
 }
 
-/// The summary of `file` with real lines, from the cache or the parse.
+/// The summary of `file` with real lines, from the cache or the parse;
+/// with its calls only for a composition file (each kind of summary has
+/// its own cache entries: the same bytes may be both).
 fn summary_leaf(db: &dyn Db, file: File) -> ModuleSummary {
-    crate::cache::leaf_read_once(db, crate::cache::Kind::ModuleSummary, file, |content| {
-        match content_text(content) {
-            Ok(text) => summarize(text),
-            Err(why) => ModuleSummary {
-                parse_error: Some(ParseFailure {
-                    line: None,
-                    message: format!("file {why}"),
-                }),
-                ..ModuleSummary::default()
-            },
-        }
+    let composition = crate::paths::file_name(file.path(db)) == "mzcompose.py";
+    let kind = if composition {
+        crate::cache::Kind::CompositionSummary
+    } else {
+        crate::cache::Kind::ModuleSummary
+    };
+    crate::cache::leaf_read_once(db, kind, file, |content| match content_text(content) {
+        Ok(text) => summarize_for(text, composition),
+        Err(why) => ModuleSummary {
+            parse_error: Some(ParseFailure {
+                line: None,
+                message: format!("file {why}"),
+            }),
+            ..ModuleSummary::default()
+        },
     })
 }
 
@@ -346,6 +356,12 @@ const INLINE_PARSE_DEPTH: usize = 64;
 /// [`MAX_PYTHON_NESTING`] is refused with a parse failure (which callers
 /// treat fail safe), and a deep one is walked on a stack segment of its own.
 pub fn summarize(text: &str) -> ModuleSummary {
+    summarize_for(text, true)
+}
+
+/// [`summarize`], with the calls (see [`ModuleSummary::calls`]) only if
+/// `calls` says so.
+pub fn summarize_for(text: &str, calls: bool) -> ModuleSummary {
     let failure = |line: Option<usize>, message: String| ModuleSummary {
         parse_error: Some(ParseFailure { line, message }),
         ..ModuleSummary::default()
@@ -371,13 +387,13 @@ pub fn summarize(text: &str) -> ModuleSummary {
     };
     if depth <= INLINE_PARSE_DEPTH {
         // Shallow (almost every real file): the caller's stack has room.
-        return summarize_parsed(text, parsed);
+        return summarize_parsed(text, parsed, calls);
     }
     // Deeper: on a stack segment of its own, switched to on this thread (a
     // thread per file cost more: each new thread's allocator heap starts on
     // fresh pages, which the kernel zeroes).
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        stacker::grow(PARSE_STACK_BYTES, || summarize_parsed(text, parsed))
+        stacker::grow(PARSE_STACK_BYTES, || summarize_parsed(text, parsed, calls))
     }))
     .unwrap_or_else(|_| failure(None, "walking the Python syntax tree panicked".into()))
 }
@@ -507,6 +523,7 @@ pub fn nesting_bound_of(
 fn summarize_parsed(
     text: &str,
     parsed: ruff_python_parser::Parsed<ast::ModModule>,
+    calls: bool,
 ) -> ModuleSummary {
     let lines = LineIndex::new(text);
     if let Some(e) = parsed.errors().first() {
@@ -529,6 +546,7 @@ fn summarize_parsed(
         refs: BTreeSet::new(),
         scope_refs: Vec::new(),
         scratch: String::new(),
+        keep_calls: calls,
     };
     w.visit_body(body);
     let mut out = w.out;
@@ -604,6 +622,8 @@ struct Walker<'a> {
     /// A dotted name being read, built here: most are read before, so
     /// they are looked up without allocating.
     scratch: String,
+    /// Whether [`ModuleSummary::calls`] is wanted.
+    keep_calls: bool,
 }
 
 /// `a.b.c` for a chain of attributes on a name, else `None`.
@@ -1037,6 +1057,7 @@ impl<'a> Walker<'a> {
             }
         }
         if let Some(callee) = callee
+            && self.keep_calls
             && !call.arguments.is_empty()
         {
             let line = line(self);
