@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::db::{Db, File, FileSet, Options};
 use crate::diag::Diagnostic;
@@ -181,6 +181,12 @@ struct Analysis<'db> {
     /// what its result depends on besides the file set.
     read: FxHashSet<File>,
     read_order: Vec<File>,
+    /// Each file's shape and bindings once fetched: a lookup asks for them
+    /// again and again, and a query fetch (dependency recorded, memo found)
+    /// costs more than a local map. The analysis depends on them from the
+    /// first fetch on, so nothing is lost.
+    shapes: FxHashMap<File, &'db ModuleSummary>,
+    bindings: FxHashMap<File, &'db NameBindings>,
 }
 
 /// How many imports, aliases and attributes a lookup follows before it gives
@@ -190,7 +196,17 @@ const MAX_DEPTH: usize = 32;
 impl<'db> Analysis<'db> {
     fn summary(&mut self, file: File) -> &'db ModuleSummary {
         self.note_read(file);
-        module_shape(self.db, file)
+        let db = self.db;
+        self.shapes
+            .entry(file)
+            .or_insert_with(|| module_shape(db, file))
+    }
+
+    fn bindings(&mut self, file: File) -> &'db NameBindings {
+        let (db, files, options) = (self.db, self.files, self.options);
+        self.bindings
+            .entry(file)
+            .or_insert_with(|| name_bindings(db, files, options, file))
     }
 
     fn note_read(&mut self, file: File) {
@@ -256,7 +272,7 @@ impl<'db> Analysis<'db> {
             self.unknown(super::unparseable(path, err, self.options.python_roots(db)));
             return out;
         }
-        let bindings = name_bindings(db, self.files, self.options, file);
+        let bindings = self.bindings(file);
         let named = bindings.named(name);
         if let Some(n) = named {
             for &i in &n.scopes {
@@ -434,6 +450,8 @@ pub fn image_analysis(
         active: FxHashSet::default(),
         read: FxHashSet::default(),
         read_order: Vec::new(),
+        shapes: FxHashMap::default(),
+        bindings: FxHashMap::default(),
     };
     let images = analyse_images(&mut a, composition);
     ImageAnalysis {
