@@ -481,6 +481,16 @@ fn error_malformed_toml() {
     );
     let o = pipetrim(t.path(), &["crates"]);
     assert_error(&o, "src/b/Cargo.toml", Some(2), "malformed TOML");
+    // Valid syntax, but an integer TOML cannot hold (anywhere, even in a
+    // table pipetrim does not read).
+    let t = valid_repo();
+    write(
+        t.path(),
+        "src/b/Cargo.toml",
+        "[package]\nname = \"b\"\n\n[package.metadata]\nn = [1, 99999999999999999999]\n",
+    );
+    let o = pipetrim(t.path(), &["crates"]);
+    assert_error(&o, "src/b/Cargo.toml", Some(5), "malformed TOML");
     let t = valid_repo();
     write(
         t.path(),
