@@ -176,7 +176,7 @@ fn parse_detable<'a>(
     let table = DeTable::parse(text)
         .map_err(|e| toml_error(path, text, e))?
         .into_inner();
-    if let Some(at) = table.values().find_map(|v| oversized_integer(v)) {
+    if let Some(at) = table.values().find_map(oversized_integer) {
         return Err(toml_error_at(
             path,
             text,
