@@ -324,18 +324,20 @@ fn parse_workspace_manifest(
     path: &str,
     content: &FileContent,
 ) -> Result<WorkspaceManifest, Diagnostic> {
-    let (t, _) = parse_toml(path, content)?;
-    let Some(ws) = t.get("workspace").and_then(|w| w.as_table()) else {
+    // The root manifest of a large workspace is the largest one, and it is
+    // read before the priming starts: the borrowed parse, as for members.
+    let (t, _) = parse_detable(path, content)?;
+    let Some(ws) = get(&t, "workspace").and_then(DeValue::as_table) else {
         return Err(Diagnostic::in_file(path, "missing `[workspace]` table")
             .hint("the root Cargo.toml must define the workspace"));
     };
     let list = |key: &str| -> Result<Vec<String>, Diagnostic> {
-        match ws.get(key) {
+        match get(ws, key) {
             None => Ok(Vec::new()),
-            Some(toml::Value::Array(items)) => items
+            Some(DeValue::Array(items)) => items
                 .iter()
                 .map(|i| {
-                    i.as_str().map(str::to_string).ok_or_else(|| {
+                    i.get_ref().as_str().map(str::to_string).ok_or_else(|| {
                         Diagnostic::in_file(path, format!("`workspace.{key}` must hold strings"))
                     })
                 })
@@ -346,13 +348,20 @@ fn parse_workspace_manifest(
             )),
         }
     };
-    let rust_version = ws
-        .get("package")
-        .and_then(|p| p.get("rust-version"))
-        .map(|v| match v {
-            toml::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        });
+    let rust_version = match get(ws, "package").and_then(|p| p.get("rust-version")) {
+        None => None,
+        Some(v) => match v.get_ref() {
+            DeValue::String(s) => Some(s.to_string()),
+            // Not a string (cargo would refuse it): rendered as TOML, as
+            // the value of a full parse renders it.
+            _ => parse_toml(path, content)?
+                .0
+                .get("workspace")
+                .and_then(|w| w.get("package"))
+                .and_then(|p| p.get("rust-version"))
+                .map(toml::Value::to_string),
+        },
+    };
     Ok(WorkspaceManifest {
         members: list("members")?,
         exclude: list("exclude")?,
