@@ -388,7 +388,10 @@ impl Opened {
 /// and without waiting on a FIFO, then checked through the descriptor
 /// (three lookups by path were 6 % of an empty-cache run). Anything else
 /// (a symlink, a directory, a FIFO, an error, a file too large) takes the
-/// careful path, which says what it is.
+/// careful path, which says what it is. A FIFO or a device node at the path
+/// is so opened (without waiting) and closed at once, where the careful
+/// path never opened one; git tracks neither, so only a hand-made node in
+/// the work tree meets this.
 fn open_checked(full: &Path) -> Result<Opened, FileContent> {
     use std::os::unix::fs::OpenOptionsExt;
     if let Ok(file) = std::fs::OpenOptions::new()
