@@ -9,9 +9,11 @@
 //! scale 10 (1,000 compositions, 450 images) the lookups alone are tens of
 //! milliseconds, and one thread is 40 ms slower. So a command whose warm
 //! work is small ([`FEW`]) calls [`this_thread_only`] before it first uses
-//! rayon, and runs what may still be heavy (Python to parse, contents to
-//! hash) through [`all_cores`], which starts a pool of its own the first
-//! time it is needed.
+//! rayon, and runs what may still be heavy (contents to hash) through
+//! [`all_cores`], which starts a pool of its own the first time it is
+//! needed. A run that knows before that it is heavy (`trim` with Python to
+//! parse) calls [`every_core_with_this_one`] instead, so the main thread
+//! works beside the others rather than waiting on new threads.
 
 use std::sync::OnceLock;
 
@@ -23,10 +25,7 @@ pub const FEW: usize = 100;
 /// here, in order, with no thread started. Does nothing if the pool runs
 /// already.
 pub fn this_thread_only() {
-    let _ = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .use_current_thread()
-        .build_global();
+    global_pool_with_this_thread(1);
 }
 
 /// Makes the global pool every core, this thread one of them: for a run
@@ -35,11 +34,20 @@ pub fn this_thread_only() {
 /// of its own, and one thread fewer starts on fresh memory. Does nothing
 /// if the pool runs already.
 pub fn every_core_with_this_one() {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    global_pool_with_this_thread(cores());
+}
+
+/// The global pool: `threads` threads, this one among them (ignored if
+/// the pool runs already).
+fn global_pool_with_this_thread(threads: usize) {
     let _ = rayon::ThreadPoolBuilder::new()
-        .num_threads(cores)
+        .num_threads(threads)
         .use_current_thread()
         .build_global();
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Runs `f` (and the parallel iterators in it) on every core: on the
@@ -51,7 +59,7 @@ pub fn all_cores<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     }
     static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
     let pool = POOL.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cores = cores();
         (cores > 1)
             .then(|| {
                 rayon::ThreadPoolBuilder::new()

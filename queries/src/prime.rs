@@ -76,11 +76,15 @@ fn unstored_compositions(db: &Database, ws: Workspace, used: &[File]) -> Vec<Fil
     let (files, options) = (ws.files(db), ws.options(db));
     used.par_iter()
         .map_with(db.clone(), |db, &file| {
-            let known = db.analysed(file) || stored_analysis(db, files, options, file).is_some();
-            (!known).then_some(file)
+            needs_analysis(db, files, options, file).then_some(file)
         })
         .flatten()
         .collect()
+}
+
+/// Neither analysed in this process nor answered for by the cache.
+fn needs_analysis(db: &Database, files: FileSet, options: Options, file: File) -> bool {
+    !db.analysed(file) && stored_analysis(db, files, options, file).is_none()
 }
 
 /// How many compositions the pipeline's steps use: what a warm priming's
@@ -104,7 +108,7 @@ pub fn plan_needs_parsing_here(db: &Database, ws: Workspace) -> bool {
     let (files, options) = (ws.files(db), ws.options(db));
     used_compositions(db, ws)
         .iter()
-        .any(|&file| !db.analysed(file) && stored_analysis(db, files, options, file).is_none())
+        .any(|&file| needs_analysis(db, files, options, file))
 }
 
 /// Resolves, in parallel, the direct imports (so parses the modules) of

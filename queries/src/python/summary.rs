@@ -1004,8 +1004,7 @@ impl<'a> Walker<'a> {
     }
 
     fn call(&mut self, call: &ast::ExprCall) {
-        // Most calls have no use for their line: found when one does.
-        let line = |w: &Self| w.lines.line(call.start());
+        // Most calls have no use for their line: it is found when one does.
         let callee = dotted(&call.func);
         let first = call.arguments.args.first();
         if matches!(
@@ -1017,7 +1016,7 @@ impl<'a> Walker<'a> {
                 Some(lit) => {
                     let level =
                         u32::try_from(lit.len() - lit.trim_start_matches('.').len()).unwrap_or(0);
-                    let line = line(self);
+                    let line = self.line(call);
                     self.import(
                         level,
                         lit.trim_start_matches('.').to_string(),
@@ -1028,7 +1027,7 @@ impl<'a> Walker<'a> {
                 }
                 None => {
                     let ctx = self.ctx;
-                    let line = line(self);
+                    let line = self.line(call);
                     self.out.dynamic_imports.push(DynamicImport {
                         line,
                         in_function: ctx.in_function,
@@ -1060,7 +1059,7 @@ impl<'a> Walker<'a> {
             && self.keep_calls
             && !call.arguments.is_empty()
         {
-            let line = line(self);
+            let line = self.line(call);
             self.out.calls.push(Call {
                 callee,
                 line,
