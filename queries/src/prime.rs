@@ -4,6 +4,7 @@
 //! results, so the answer is the same as without priming; only faster.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
 use rustc_hash::FxHashSet;
@@ -163,21 +164,42 @@ pub fn prime_hashes(db: &Database, paths: &[String], progress: &(dyn Fn(usize) +
 
 /// Parses every crate manifest and image definition in parallel.
 fn prime_manifests(db: &Database, ws: Workspace) {
-    let files = ws.files(db);
-    let paths: Vec<&String> = files
+    manifest_paths(db, ws)
+        .par_iter()
+        .for_each_with(db.clone(), |db, path| prime_manifest(db, path));
+}
+
+/// [`prime_manifests`] on this thread alone, in order (rayon is not used),
+/// until `stop` is set: for a thread that would otherwise wait while the
+/// template is parsed (they need only the file set). What it has not done
+/// when the priming starts is left to the priming, which has every core.
+pub fn prime_manifests_here(db: &Database, ws: Workspace, stop: &AtomicBool) {
+    for path in manifest_paths(db, ws) {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        prime_manifest(db, path);
+    }
+}
+
+/// The crate manifests and image definitions of the file set.
+fn manifest_paths(db: &Database, ws: Workspace) -> Vec<&String> {
+    ws.files(db)
         .paths(db)
         .iter()
         .filter(|p| p.ends_with("/Cargo.toml") || is_mzbuild_path(p))
-        .collect();
-    paths.par_iter().for_each_with(db.clone(), |db, path| {
-        if path.ends_with("/Cargo.toml") {
-            let _ = manifest(db, db.file(path));
-        } else {
-            let _ = mzbuild_config(db, db.file(path));
-            let dockerfile = format!("{}/Dockerfile", crate::paths::parent(path));
-            let _ = dockerfile_deps(db, db.file(&dockerfile));
-        }
-    });
+        .collect()
+}
+
+/// Parses one crate manifest, or one image's definition and its Dockerfile.
+fn prime_manifest(db: &Database, path: &str) {
+    if path.ends_with("/Cargo.toml") {
+        let _ = manifest(db, db.file(path));
+    } else {
+        let _ = mzbuild_config(db, db.file(path));
+        let dockerfile = format!("{}/Dockerfile", crate::paths::parent(path));
+        let _ = dockerfile_deps(db, db.file(&dockerfile));
+    }
 }
 
 /// Computes every image's own hash for one variant in parallel (the part of

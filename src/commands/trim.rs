@@ -8,12 +8,14 @@
 //! decides what is fatal, what warns and what `--strict` refuses.
 
 use std::mem::ManuallyDrop;
+use std::sync::atomic::AtomicBool;
 
 use pipetrim_queries::Diagnostic;
 use pipetrim_queries::pipeline::template;
 use pipetrim_queries::plan::{Plan, plan};
 use pipetrim_queries::prime::{
-    plan_needs_parsing, plan_needs_parsing_here, prime_plan, used_composition_count,
+    plan_needs_parsing, plan_needs_parsing_here, prime_manifests_here, prime_plan,
+    used_composition_count,
 };
 use serde_yaml_ng::Value;
 
@@ -36,9 +38,10 @@ pub fn run(g: &Global, a: &TrimArgs) -> Result<i32, Error> {
     // The template and the priming do not need the change set: they run
     // while the change set (gix) is still being computed.
     let mut cold = false;
-    let (s, changes) = open_with_changes(g, a, |s| {
+    let (s, changes) = open_with_changes(g, a, |s, priming| {
         let _ = template(&s.db, s.ws.options(&s.db));
         crate::timeline::mark("template");
+        priming.store(true, std::sync::atomic::Ordering::Relaxed);
         // From the index, a warm run over a few compositions only looks
         // results up: no worker threads unless there is Python to parse or
         // contents to hash (`crate::pool`). Nothing used rayon yet.
@@ -229,22 +232,39 @@ fn write_pipeline(pipeline: &Value, a: &TrimArgs) -> Result<i32, Error> {
 }
 
 /// The session and the change set, the change set (gix) computed while
-/// the files are listed and `prepare` warms the session.
+/// the files are listed and `prepare` warms the session. The thread that
+/// computes the change set then parses manifests, which need only the file
+/// set, on a core that would otherwise wait while the template is parsed;
+/// `prepare` stops it (through the flag it is given) when the priming,
+/// which parses the rest on every core, starts.
 fn open_with_changes(
     g: &Global,
     a: &TrimArgs,
-    prepare: impl FnOnce(&Session),
+    prepare: impl FnOnce(&Session, &AtomicBool),
 ) -> (Result<Session, Error>, Result<ResolvedChanges, Error>) {
+    let priming = AtomicBool::new(false);
     std::thread::scope(|scope| {
-        let changes = scope.spawn(|| {
+        let (to_side, opened) = std::sync::mpsc::channel();
+        let priming = &priming;
+        let changes = scope.spawn(move || {
             let c = changes(g, &g.repo, &a.changes);
             crate::timeline::mark("changes (thread)");
+            // The handle is dropped before the thread ends: the change set
+            // is set on the database only once every other handle is gone.
+            if let Ok((db, ws)) = opened.recv() {
+                prime_manifests_here(&db, ws, priming);
+                crate::timeline::mark("manifests (thread)");
+            }
             c
         });
         let s = session(g);
         crate::timeline::mark("session");
         if let Ok(s) = &s {
-            prepare(s);
+            let _ = to_side.send((s.db.clone(), s.ws));
+        }
+        drop(to_side);
+        if let Ok(s) = &s {
+            prepare(s, priming);
         }
         let changes = changes
             .join()

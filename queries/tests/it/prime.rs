@@ -87,3 +87,25 @@ fn stored_analyses_are_reused_and_only_the_compositions_an_edit_reaches_are_prim
         "only smoke's composition file and closure are resolved: {after:?}"
     );
 }
+
+/// The manifests primed beside the template's parse (`trim`'s change-set
+/// thread) are the plan's: none is parsed again, and the plan is the one
+/// computed from scratch. Stopped before it starts, it parses nothing.
+#[test]
+fn manifests_primed_on_the_side_are_reused_and_stop_when_asked() {
+    use pipetrim_queries::prime::prime_manifests_here;
+    use std::sync::atomic::AtomicBool;
+    let (loader, paths) = example_loader();
+
+    let (db, ws, log) = logged_example(&loader, &paths, None);
+    prime_manifests_here(&db, ws, &AtomicBool::new(true));
+    assert_eq!(count(&log.lock().unwrap(), "manifest"), 0);
+
+    prime_manifests_here(&db, ws, &AtomicBool::new(false));
+    let side = log.lock().unwrap().clone();
+    let manifests = count(&side, "manifest");
+    assert!(manifests > 0, "{side:?}");
+    assert!(count(&side, "mzbuild_config") > 0, "{side:?}");
+    assert_eq!(primed(&db, ws), unprimed(&loader, &paths));
+    assert_eq!(count(&log.lock().unwrap(), "manifest"), manifests);
+}
