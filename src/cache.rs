@@ -45,6 +45,16 @@ pub fn default_dir() -> Option<PathBuf> {
     dirs::cache_dir().map(|d| d.join("pipetrim"))
 }
 
+/// Whether `dir` holds no cache file of this format: a run there has
+/// nothing to look up (every leaf is computed).
+pub fn holds_nothing(dir: &Path) -> bool {
+    !dir.join(file_name()).exists()
+}
+
+fn file_name() -> String {
+    format!("leaves-v{FORMAT}.redb")
+}
+
 /// The caches this process opened, by directory: one instance per file, so
 /// [`flush_all`] writes each once at the end of the run.
 static OPEN: Mutex<Vec<std::sync::Arc<DiskCache>>> = Mutex::new(Vec::new());
@@ -52,7 +62,7 @@ static OPEN: Mutex<Vec<std::sync::Arc<DiskCache>>> = Mutex::new(Vec::new());
 /// The process's cache in `dir` (opened once).
 pub fn shared(dir: &Path) -> std::sync::Arc<DiskCache> {
     let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
-    let path = dir.join(format!("leaves-v{FORMAT}.redb"));
+    let path = dir.join(file_name());
     if let Some(c) = open.iter().find(|c| c.path == path) {
         return c.clone();
     }
@@ -224,7 +234,7 @@ impl DiskCache {
     /// The cache in `dir` (created on the first write). Opening never fails.
     pub fn new(dir: &Path) -> Self {
         DiskCache {
-            path: dir.join(format!("leaves-v{FORMAT}.redb")),
+            path: dir.join(file_name()),
             max_bytes: DEFAULT_MAX_BYTES,
             day: today(),
             reader: RwLock::new(ReaderState::NotOpened),

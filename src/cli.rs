@@ -342,13 +342,18 @@ impl Global {
                 &defaults.python_roots,
             )?,
             lazy_imports: self.lazy_imports,
-            cache_dir: if self.no_cache {
-                None
-            } else {
-                self.cache_dir.clone().or_else(crate::cache::default_dir)
-            },
+            cache_dir: self.cache_dir(),
             from_index: self.from_index,
         })
+    }
+
+    /// The persistent cache's directory; `None` runs without it.
+    pub fn cache_dir(&self) -> Option<std::path::PathBuf> {
+        if self.no_cache {
+            None
+        } else {
+            self.cache_dir.clone().or_else(crate::cache::default_dir)
+        }
     }
 }
 

@@ -37,6 +37,43 @@ pub fn every_core_with_this_one() {
     global_pool_with_this_thread(cores());
 }
 
+/// [`every_core_with_this_one`] for a run known to be heavy before it
+/// starts (nothing to answer from a cache), whose first worker thread runs
+/// `first` before it joins the pool: the work that would otherwise have a
+/// thread of its own (`trim`'s change set). That thread's heap then serves
+/// the priming: a new thread starts on fresh memory, which the kernel
+/// clears (1-2 ms per 2 MiB huge page on the VMs measured). Until `first`
+/// returns the pool has one thread fewer, which only slows it. With one
+/// core, or a pool that cannot start, `first` gets a thread of its own
+/// (if none can start, it is dropped unrun: the caller must notice, as a
+/// channel's closed end tells it). `first` must not panic (a pool's thread
+/// aborts the process on a panic).
+pub fn every_core_with_this_one_and_first(first: impl FnOnce() + Send + 'static) {
+    let first = std::sync::Mutex::new(Some(first));
+    let take = move || first.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let take = std::sync::Arc::new(take);
+    let handler = take.clone();
+    let built = (cores() > 1)
+        .then(|| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(cores())
+                .use_current_thread()
+                .start_handler(move |index| {
+                    // Index 0 is this thread, which does not call it.
+                    if index == 1
+                        && let Some(f) = handler()
+                    {
+                        f();
+                    }
+                })
+                .build_global()
+        })
+        .is_some_and(|r| r.is_ok());
+    if !built && let Some(f) = take() {
+        let _ = std::thread::Builder::new().spawn(f);
+    }
+}
+
 /// The global pool: `threads` threads, this one among them (ignored if
 /// the pool runs already).
 fn global_pool_with_this_thread(threads: usize) {
@@ -82,7 +119,25 @@ pub fn all_cores_if<R: Send>(heavy: bool, f: impl FnOnce() -> R + Send) -> R {
 
 #[cfg(test)]
 mod tests {
-    use super::{all_cores, all_cores_if};
+    use super::{all_cores, all_cores_if, every_core_with_this_one_and_first};
+
+    /// The work handed to the pool's first worker runs, on another thread,
+    /// whether this call builds the global pool or finds it built (another
+    /// test may have); the pool then has every core.
+    #[test]
+    fn the_first_work_runs_on_another_thread() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let here = std::thread::current().id();
+        every_core_with_this_one_and_first(move || {
+            let _ = tx.send(std::thread::current().id());
+        });
+        let there = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the first work never ran");
+        assert_ne!(there, here);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(all_cores(rayon::current_num_threads), cores);
+    }
 
     /// Heavy work gets every core even from a pool of one thread (what
     /// `this_thread_only` makes the global pool); light work stays there.

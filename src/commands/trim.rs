@@ -8,15 +8,16 @@
 //! decides what is fatal, what warns and what `--strict` refuses.
 
 use std::mem::ManuallyDrop;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use pipetrim_queries::Diagnostic;
 use pipetrim_queries::pipeline::template;
 use pipetrim_queries::plan::{Plan, plan};
 use pipetrim_queries::prime::{
     plan_needs_parsing, plan_needs_parsing_here, prime_manifests_here, prime_plan,
     used_composition_count,
 };
+use pipetrim_queries::{Database, Diagnostic, Workspace};
 use serde_yaml_ng::Value;
 
 use super::{changes, print_out, session};
@@ -237,26 +238,50 @@ fn write_pipeline(pipeline: &Value, a: &TrimArgs) -> Result<i32, Error> {
 /// set, on a core that would otherwise wait while the template is parsed;
 /// `prepare` stops it (through the flag it is given) when the priming,
 /// which parses the rest on every core, starts.
+///
+/// With nothing cached (no cache file, or `--no-cache`) every leaf is
+/// computed, so the pool of every core starts first and that thread is
+/// its worker ([`crate::pool::every_core_with_this_one_and_first`]): the
+/// priming then runs on a heap the change set warmed, not on a new
+/// thread's fresh memory.
 fn open_with_changes(
     g: &Global,
     a: &TrimArgs,
     prepare: impl FnOnce(&Session, &AtomicBool),
 ) -> (Result<Session, Error>, Result<ResolvedChanges, Error>) {
-    let priming = AtomicBool::new(false);
-    std::thread::scope(|scope| {
-        let (to_side, opened) = std::sync::mpsc::channel();
-        let priming = &priming;
-        let changes = scope.spawn(move || {
-            let c = changes(g, &g.repo, &a.changes);
+    let priming = Arc::new(AtomicBool::new(false));
+    let (to_side, opened) = std::sync::mpsc::channel::<(Database, Workspace)>();
+    // What the side computes, and marks on the timeline.
+    let side = {
+        let (g, changes_args, priming) = (g.clone(), a.changes.clone(), priming.clone());
+        move || {
+            let c = changes(&g, &g.repo, &changes_args);
             crate::timeline::mark("changes (thread)");
-            // The handle is dropped before the thread ends: the change set
-            // is set on the database only once every other handle is gone.
+            // The handle is dropped before the change set is handed over:
+            // it is set on the database only once every other handle is gone.
             if let Ok((db, ws)) = opened.recv() {
-                prime_manifests_here(&db, ws, priming);
+                prime_manifests_here(&db, ws, &priming);
                 crate::timeline::mark("manifests (thread)");
             }
             c
-        });
+        }
+    };
+    let on_pool = g
+        .cache_dir()
+        .is_none_or(|d| crate::cache::holds_nothing(&d));
+    std::thread::scope(|scope| {
+        let (to_main, from_side) = std::sync::mpsc::channel();
+        let side = move || {
+            // A panic would abort a pool's thread: it is an error instead.
+            let c = std::panic::catch_unwind(std::panic::AssertUnwindSafe(side))
+                .unwrap_or_else(|_| Err(Error::Git("computing the change set panicked".into())));
+            let _ = to_main.send(c);
+        };
+        if on_pool {
+            crate::pool::every_core_with_this_one_and_first(side);
+        } else {
+            scope.spawn(side);
+        }
         let s = session(g);
         crate::timeline::mark("session");
         if let Ok(s) = &s {
@@ -264,11 +289,12 @@ fn open_with_changes(
         }
         drop(to_side);
         if let Ok(s) = &s {
-            prepare(s, priming);
+            prepare(s, &priming);
         }
-        let changes = changes
-            .join()
-            .unwrap_or_else(|_| Err(Error::Git("computing the change set panicked".into())));
+        // No thread could run it: computed here.
+        let changes = from_side
+            .recv()
+            .unwrap_or_else(|_| changes(g, &g.repo, &a.changes));
         (s, changes)
     })
 }
