@@ -21,7 +21,7 @@ use pipetrim_queries::{FileContent, FileMode, Loaded, Loader, Stamp};
 
 use crate::error::Error;
 use crate::repo::gitload::blob_content;
-use crate::repo::load::{DiskLoader, read_checked, read_repo_index};
+use crate::repo::load::{DiskLoader, read_expecting, read_repo_index};
 
 /// Reads the index's version of every file it holds as a regular file;
 /// everything else (symlinks, submodules, conflicts, intent-to-add
@@ -59,18 +59,23 @@ impl IndexLoader {
     /// The blob id and mode the index holds for `path` as a regular file
     /// (stage 0, not intent-to-add), if it does.
     fn entry(&self, path: &str) -> Option<([u8; 20], FileMode)> {
-        entry_stamp(
-            self.index
-                .entry_by_path_and_stage(path.into(), Stage::Unconflicted)?,
-        )
+        self.entry_sized(path).map(|(stamp, _)| stamp)
+    }
+
+    /// [`Self::entry`], with the file's size as the index records it.
+    fn entry_sized(&self, path: &str) -> Option<(([u8; 20], FileMode), u32)> {
+        let e = self
+            .index
+            .entry_by_path_and_stage(path.into(), Stage::Unconflicted)?;
+        Some((entry_stamp(e)?, e.stat.size))
     }
 
     /// The bytes of blob `id`: the work tree's file if it holds exactly
     /// them (the common case, and cheaper than the object store), else the
     /// object store's. Whether it does is decided as `git status` would:
     /// by its stat against the index entry, else by hashing the bytes.
-    fn blob(&self, path: &str, id: [u8; 20]) -> FileContent {
-        let (content, after) = read_checked(&self.disk.root().join(path));
+    fn blob(&self, path: &str, id: [u8; 20], size: u32) -> FileContent {
+        let (content, after) = read_expecting(&self.disk.root().join(path), size.into());
         if let FileContent::Bytes(b) = &content
             && self.disk.holds_blob(path, after.as_ref(), id, || {
                 Some(pipetrim_queries::db::blob_id(b))
@@ -132,8 +137,8 @@ fn entry_stamp(e: &gix::index::Entry) -> Option<([u8; 20], FileMode)> {
 
 impl Loader for IndexLoader {
     fn load(&self, path: &str) -> (FileContent, FileMode) {
-        match self.entry(path) {
-            Some((id, mode)) => (self.blob(path, id), mode),
+        match self.entry_sized(path) {
+            Some(((id, mode), size)) => (self.blob(path, id, size), mode),
             None => self.disk.load(path),
         }
     }
@@ -147,11 +152,11 @@ impl Loader for IndexLoader {
     }
 
     fn load_stamped(&self, path: &str, stamp: &Stamp) -> Loaded {
-        match (self.entry(path), stamp) {
+        match (self.entry_sized(path), stamp) {
             // The bytes read are that blob, from either side: verified
             // (an object store that fails is not).
-            (Some((id, _)), Stamp::Blob(s)) if id == *s => {
-                let content = self.blob(path, id);
+            (Some(((id, _), size)), Stamp::Blob(s)) if id == *s => {
+                let content = self.blob(path, id, size);
                 Loaded {
                     verified: matches!(content, FileContent::Bytes(_)),
                     content,

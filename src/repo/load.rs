@@ -238,16 +238,52 @@ pub(crate) fn read_checked(full: &Path) -> (FileContent, Option<std::fs::Metadat
     };
     let len = usize::try_from(opened.before.len()).unwrap_or(0);
     match read_sized(&opened.file, len) {
-        Ok(bytes) => (FileContent::Bytes(bytes), opened.after(full)),
+        // The stat that ended the read is the one after it, when the
+        // descriptor is the path's own file.
+        Ok((bytes, Some(after))) if opened.direct => (FileContent::Bytes(bytes), Some(after)),
+        Ok((bytes, _)) => (FileContent::Bytes(bytes), opened.after(full)),
         Err(e) => (FileContent::Unreadable(Unreadable::of_io(&e)), None),
     }
+}
+
+/// [`read_checked`] for a file its index entry says is `len` bytes long:
+/// opened without following a symlink or waiting on a FIFO, read, then
+/// stat'ed once. When that stat shows a regular file of exactly the bytes
+/// read, they are its content (the stat is the one after the read);
+/// anything else (a symlink, a directory, another length, an error) is
+/// read again the careful way, which says what it is. A stat before the
+/// read was one system call per file more. A FIFO or device node at the
+/// path is so read (without waiting) before it is recognised, where the
+/// careful path only opens one; git tracks neither.
+pub(crate) fn read_expecting(full: &Path, len: u64) -> (FileContent, Option<std::fs::Metadata>) {
+    use std::os::unix::fs::OpenOptionsExt;
+    if len <= MAX_PARSE_BYTES
+        && let Ok(expected) = usize::try_from(len)
+        && let Ok(file) = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(full)
+        && let Ok((bytes, Some(after))) = read_sized(&file, expected)
+        && after.is_file()
+    {
+        return (FileContent::Bytes(bytes), Some(after));
+    }
+    read_checked(full)
 }
 
 /// The bytes of `f`, expected to be `len` long: read straight into the
 /// shared buffer the content is kept in (a `Vec` turned into an `Arc`
 /// was copied, 3 % of an empty-cache run). A file that changed size since
 /// its stat is read whole all the same.
-fn read_sized(mut f: &std::fs::File, len: usize) -> std::io::Result<Arc<[u8]>> {
+///
+/// Once `len` bytes are in, the file's stat says whether that is all of
+/// it (a read to find the end was one system call per file more): the
+/// stat is returned then, taken after every read. When it is not all, or
+/// the file ended early, the end is found by reading and no stat is taken.
+fn read_sized(
+    mut f: &std::fs::File,
+    len: usize,
+) -> std::io::Result<(Arc<[u8]>, Option<std::fs::Metadata>)> {
     use std::io::Read;
     // Allocated once, at its final size (`RepeatN` has an exact length).
     let mut buf: Arc<[u8]> = std::iter::repeat_n(0u8, len).collect();
@@ -262,6 +298,12 @@ fn read_sized(mut f: &std::fs::File, len: usize) -> std::io::Result<Arc<[u8]>> {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
+    }
+    if filled == len
+        && let Ok(after) = f.metadata()
+        && after.len() == len as u64
+    {
+        return Ok((buf, Some(after)));
     }
     // The end, found by a read that returns nothing (`read_to_end` would
     // first stat the file and seek for a size hint).
@@ -280,12 +322,12 @@ fn read_sized(mut f: &std::fs::File, len: usize) -> std::io::Result<Arc<[u8]>> {
         }
     }
     if filled == len && rest.is_empty() {
-        return Ok(buf);
+        return Ok((buf, None));
     }
     // Shrunk or grown while read: what was read, as it was.
     let mut all = slots[..filled].to_vec();
     all.extend_from_slice(&rest);
-    Ok(all.into())
+    Ok((all.into(), None))
 }
 
 /// What [`read_checked`] reads, hashed instead of kept: the SHA-1 of the
@@ -1054,6 +1096,45 @@ mod tests {
         }
     }
 
+    /// Reading a file at the length its index entry gives is reading it
+    /// the careful way, whatever is at the path: the same content and the
+    /// same stat (for a regular file named directly, of any length), and
+    /// for anything else the same answer, without blocking on a FIFO.
+    #[test]
+    fn a_file_read_at_its_expected_length_is_read_as_carefully() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let d = tmp.path();
+        let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(d.join("big"), &big).unwrap();
+        std::fs::write(d.join("empty"), b"").unwrap();
+        std::os::unix::fs::symlink("big", d.join("link")).unwrap();
+        std::os::unix::fs::symlink("nowhere", d.join("dangling")).unwrap();
+        std::fs::create_dir(d.join("dir")).unwrap();
+        let fifo = std::process::Command::new("mkfifo")
+            .arg(d.join("fifo"))
+            .status()
+            .expect("mkfifo runs");
+        assert!(fifo.success());
+        let names = ["big", "empty", "link", "missing", "dangling", "dir", "fifo"];
+        for name in names {
+            let full = d.join(name);
+            let (careful, careful_after) = read_checked(&full);
+            for len in [0, 1, 1000, big.len() as u64, big.len() as u64 + 1] {
+                let (content, after) = read_expecting(&full, len);
+                assert_eq!(content, careful, "{name} at {len}");
+                assert_eq!(
+                    after.map(|m| (m.len(), m.is_file())),
+                    careful_after.as_ref().map(|m| (m.len(), m.is_file())),
+                    "{name} at {len}"
+                );
+            }
+        }
+        let (content, after) = read_expecting(&d.join("big"), big.len() as u64);
+        assert_eq!(content, FileContent::Bytes(big.as_slice().into()));
+        assert_eq!(after.map(|m| m.len()), Some(big.len() as u64));
+        assert!(read_checked(&d.join("link")).1.is_none());
+    }
+
     /// A file is read whole whatever size its stat said (it may change in
     /// between), and its stat after the read is given for a file named
     /// directly, not through a symlink (the link's target has its own).
@@ -1066,8 +1147,10 @@ mod tests {
         std::os::unix::fs::symlink("f", d.join("link")).unwrap();
         for len in [0, 5, text.len(), text.len() + 100] {
             let f = std::fs::File::open(d.join("f")).unwrap();
-            let read = read_sized(&f, len).expect("reads");
+            let (read, stat) = read_sized(&f, len).expect("reads");
             assert_eq!(&read[..], &text[..], "expected length {len}");
+            // A stat only where it ended the read: the expected length was right.
+            assert_eq!(stat.is_some(), len == text.len(), "expected length {len}");
         }
         let (content, after) = read_checked(&d.join("f"));
         assert_eq!(content, FileContent::Bytes(text.as_slice().into()));
