@@ -219,6 +219,9 @@ pub struct DiskCache {
     /// only to open it, close it for a flush, or give it up.
     reader: RwLock<ReaderState>,
     pending: Mutex<Vec<(Vec<u8>, Vec<u8>)>>,
+    /// Entries made ahead of the queries that look them up (payloads, not
+    /// framed), set once: see [`DiskCache::put_ahead`].
+    ahead: std::sync::OnceLock<Vec<(Vec<u8>, Vec<u8>)>>,
     stats: Mutex<Stats>,
     warned: Mutex<Vec<&'static str>>,
 }
@@ -239,6 +242,7 @@ impl DiskCache {
             day: today(),
             reader: RwLock::new(ReaderState::NotOpened),
             pending: Mutex::default(),
+            ahead: std::sync::OnceLock::new(),
             stats: Mutex::default(),
             warned: Mutex::default(),
         }
@@ -248,6 +252,25 @@ impl DiskCache {
     pub fn with_max_bytes(mut self, max_bytes: u64) -> Self {
         self.max_bytes = max_bytes;
         self
+    }
+
+    /// Entries computed ahead by a thread with nothing else to do (`trim`
+    /// with nothing cached: the template and the root manifest, read before
+    /// the session exists): lookups find them as if they were stored, and
+    /// they are written with the rest. Content-addressed keys make them safe
+    /// to offer: a query asks for an entry only under the key of what it
+    /// read. Only the first call counts.
+    pub fn put_ahead(&self, entries: Vec<(Vec<u8>, Vec<u8>)>) {
+        let framed: Vec<_> = entries
+            .iter()
+            .map(|(k, v)| (k.clone(), frame(self.day, v)))
+            .collect();
+        if self.ahead.set(entries).is_ok() {
+            self.pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(framed);
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -767,6 +790,11 @@ fn check_meta_write(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
 
 impl LeafCache for DiskCache {
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        if let Some(ahead) = self.ahead.get()
+            && let Some((_, v)) = ahead.iter().find(|(k, _)| k == key)
+        {
+            return Some(v.clone());
+        }
         let read = || self.reader.read().unwrap_or_else(|e| e.into_inner());
         if matches!(*read(), ReaderState::NotOpened) {
             let mut state = self.reader.write().unwrap_or_else(|e| e.into_inner());

@@ -320,6 +320,11 @@ pub fn workspace_manifest(db: &dyn Db, file: File) -> Result<WorkspaceManifest, 
     )
 }
 
+/// The root `Cargo.toml`'s bytes as [`workspace_manifest`] parses them.
+pub(crate) fn parse_root_manifest(bytes: &[u8]) -> Result<WorkspaceManifest, Diagnostic> {
+    parse_workspace_manifest("Cargo.toml", &FileContent::Bytes(bytes.into()))
+}
+
 fn parse_workspace_manifest(
     path: &str,
     content: &FileContent,

@@ -7,7 +7,7 @@ use serde_yaml_ng::Value;
 
 use crate::cache::{Kind, SCHEMA, encode, key, stored};
 
-use crate::cargo::workspace_manifest;
+use crate::cargo::{WorkspaceManifest, workspace_manifest};
 use crate::db::{Db, Options};
 use crate::diag::Diagnostic;
 use crate::yaml;
@@ -88,18 +88,9 @@ pub fn template(db: &dyn Db, options: Options) -> Result<Arc<Template>, Diagnost
         };
         Diagnostic::in_file(&path, format!("pipeline template {e}")).hint(hint)
     })?;
-    let text = if raw.contains("$RUST_VERSION") {
-        let root = workspace_manifest(db, db.file("Cargo.toml")).clone()?;
-        let Some(v) = root.rust_version else {
-            return Err(Diagnostic::in_file(
-                "Cargo.toml",
-                "the template uses $RUST_VERSION but `[workspace.package] rust-version` is not set",
-            ));
-        };
-        raw.replace("$RUST_VERSION", &v)
-    } else {
-        raw.to_string()
-    };
+    let text = substituted(raw, || {
+        workspace_manifest(db, db.file("Cargo.toml")).clone()
+    })?;
     // Parsing is most of a warm run's template cost; the entry is keyed
     // by the text itself, so it needs no stamp to be trusted.
     let cache = db.leaf_cache();
@@ -115,12 +106,77 @@ pub fn template(db: &dyn Db, options: Options) -> Result<Arc<Template>, Diagnost
     }
     let tpl = parse_template(&path, &text)?;
     if let (Some(cache), Some(key)) = (cache, key)
-        && let Some(value) = StoredYaml::new(&tpl.value)
-        && let Some(bytes) = encode(&(value, &tpl.steps))
+        && let Some(bytes) = stored_form(&tpl)
     {
         cache.put(key, bytes);
     }
     Ok(Arc::new(tpl))
+}
+
+/// The template's text: `raw` with `$RUST_VERSION` replaced by the root
+/// manifest's `rust-version` (asked for only when it is used).
+fn substituted(
+    raw: &str,
+    root: impl FnOnce() -> Result<WorkspaceManifest, Diagnostic>,
+) -> Result<String, Diagnostic> {
+    if !raw.contains("$RUST_VERSION") {
+        return Ok(raw.to_string());
+    }
+    let Some(v) = root()?.rust_version else {
+        return Err(Diagnostic::in_file(
+            "Cargo.toml",
+            "the template uses $RUST_VERSION but `[workspace.package] rust-version` is not set",
+        ));
+    };
+    Ok(raw.replace("$RUST_VERSION", &v))
+}
+
+/// What the persistent cache keeps of a parsed template.
+fn stored_form(tpl: &Template) -> Option<Vec<u8>> {
+    encode(&(StoredYaml::new(&tpl.value)?, &tpl.steps))
+}
+
+/// The entries [`template`] and the root manifest's leaf would store, made
+/// from files read ahead, outside the database: by `trim` on a thread
+/// that has nothing else to do before the session exists, on a run with
+/// nothing cached. Each entry is keyed by what it was made from (the
+/// template's text after substitution, the manifest's blob id), so one
+/// made from bytes the run does not use is never looked up; one that is
+/// looked up is what the query would have computed. Nothing for a file
+/// that does not parse (the query says why).
+pub fn entries_ahead(
+    pipeline: &str,
+    template_bytes: &[u8],
+    root_manifest: Option<&[u8]>,
+) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut out = Vec::new();
+    let root = root_manifest.map(|bytes| {
+        let manifest = crate::cargo::parse_root_manifest(bytes);
+        if let Ok(m) = &manifest
+            && let Some(v) = encode(m)
+        {
+            let blob = crate::db::blob_id(bytes);
+            out.push((
+                crate::cache::key(crate::cache::Kind::WorkspaceManifest, &blob),
+                v,
+            ));
+        }
+        manifest
+    });
+    let path = template_path(pipeline);
+    let Ok(raw) = std::str::from_utf8(template_bytes) else {
+        return out;
+    };
+    let no_root = || Diagnostic::in_file("Cargo.toml", "not read ahead");
+    let Ok(text) = substituted(raw, || root.ok_or_else(no_root)?) else {
+        return out;
+    };
+    if let Ok(tpl) = parse_template(&path, &text)
+        && let Some(v) = stored_form(&tpl)
+    {
+        out.push((template_key(&path, &text), v));
+    }
+    out
 }
 
 /// The cache key of a parsed template: the parser's code and version, the

@@ -251,10 +251,27 @@ fn open_with_changes(
 ) -> (Result<Session, Error>, Result<ResolvedChanges, Error>) {
     let priming = Arc::new(AtomicBool::new(false));
     let (to_side, opened) = std::sync::mpsc::channel::<(Database, Workspace)>();
+    let cache_dir = g.cache_dir();
+    let on_pool = cache_dir.as_deref().is_none_or(crate::cache::holds_nothing);
+    // With a cache to offer them through, the template and the root
+    // manifest are parsed first, from the work tree, before the session
+    // that the main thread's parse would wait for exists.
+    let ahead = cache_dir.filter(|_| on_pool);
+    let (ahead_done, ahead_wait) = std::sync::mpsc::channel::<()>();
+    // Nothing to wait for without it.
+    let ahead_done = ahead.is_some().then_some(ahead_done);
+    let ahead_ready = Arc::new(AtomicBool::new(ahead.is_none()));
     // What the side computes, and marks on the timeline.
     let side = {
         let (g, changes_args, priming) = (g.clone(), a.changes.clone(), priming.clone());
+        let ready = ahead_ready.clone();
         move || {
+            if let Some(dir) = ahead {
+                parse_ahead(&g, &dir);
+                ready.store(true, std::sync::atomic::Ordering::Relaxed);
+                crate::timeline::mark("template ahead (thread)");
+            }
+            drop(ahead_done);
             let c = changes(&g, &g.repo, &changes_args);
             crate::timeline::mark("changes (thread)");
             // The handle is dropped before the change set is handed over:
@@ -266,9 +283,6 @@ fn open_with_changes(
             c
         }
     };
-    let on_pool = g
-        .cache_dir()
-        .is_none_or(|d| crate::cache::holds_nothing(&d));
     std::thread::scope(|scope| {
         let (to_main, from_side) = std::sync::mpsc::channel();
         let side = move || {
@@ -289,6 +303,10 @@ fn open_with_changes(
         }
         drop(to_side);
         if let Ok(s) = &s {
+            // Manifests, until the side has the template ready (then
+            // the side's own turn at them comes after the change set).
+            prime_manifests_here(&s.db, s.ws, &ahead_ready);
+            let _ = ahead_wait.recv();
             prepare(s, &priming);
         }
         // No thread could run it: computed here.
@@ -297,6 +315,27 @@ fn open_with_changes(
             .unwrap_or_else(|_| changes(g, &g.repo, &a.changes));
         (s, changes)
     })
+}
+
+/// Parses the pipeline's template and the root manifest from the work tree
+/// and offers what their queries would store to the cache in `dir`
+/// ([`pipetrim_queries::pipeline::entries_ahead`]); read the careful way
+/// (a FIFO is not waited on). Bytes that differ from the ones the run uses
+/// give entries nobody looks up.
+fn parse_ahead(g: &Global, dir: &std::path::Path) {
+    use pipetrim_queries::FileContent;
+    let read = |rel: &str| match crate::repo::load::read_checked(&g.repo.join(rel)).0 {
+        FileContent::Bytes(b) => Some(b),
+        _ => None,
+    };
+    let path = pipetrim_queries::pipeline::template_path(&g.pipeline);
+    let Some(template) = read(&path) else {
+        return;
+    };
+    let root = read("Cargo.toml");
+    let entries =
+        pipetrim_queries::pipeline::entries_ahead(&g.pipeline, &template, root.as_deref());
+    crate::cache::shared(dir).put_ahead(entries);
 }
 
 /// The flags that override the Buildkite environment.

@@ -284,3 +284,42 @@ fn the_mode_refuses_watch_and_plain_directories() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("needs a git checkout"), "{err}");
 }
+
+/// With nothing cached, `trim` parses the template and the root manifest
+/// from the work tree before the session exists, and offers what it made
+/// to the run's lookups. An unstaged edit of both must not reach a run
+/// from the index: its pipeline is the one without a cache.
+#[test]
+fn a_template_read_ahead_from_a_dirty_work_tree_is_not_used() {
+    let f = changed();
+    let trim = |extra: &[&str]| {
+        let mut all = vec!["trim", "--base", "main", "--from-index"];
+        all.extend_from_slice(extra);
+        stdout_ok(&f, &all, &[], &[])
+    };
+    let clean = trim(&["--no-cache"]);
+    let template = std::fs::read_to_string(f.path("ci/test/pipeline.template.yml")).unwrap();
+    assert!(template.contains("label: Build x86_64\n"));
+    std::fs::write(
+        f.path("ci/test/pipeline.template.yml"),
+        template.replace("label: Build x86_64\n", "label: Unstaged ($RUST_VERSION)\n"),
+    )
+    .unwrap();
+    let root = std::fs::read_to_string(f.path("Cargo.toml")).unwrap();
+    std::fs::write(
+        f.path("Cargo.toml"),
+        root.replace("rust-version = \"1.95.0\"", "rust-version = \"9.99.0\""),
+    )
+    .unwrap();
+    let dirty = stdout_ok(&f, &["trim", "--base", "main", "--no-cache"], &[], &[]);
+    assert!(dirty.contains("Unstaged (9.99.0)"), "{dirty}");
+    assert!(!dirty.contains("1.95.0"), "{dirty}");
+    for run in 0..2 {
+        let dir = f.tmp.path().join(format!("cache-{run}"));
+        let dir = dir.to_str().unwrap();
+        // The first run has nothing cached (and reads ahead); the second
+        // finds what the first stored.
+        assert_eq!(trim(&["--cache-dir", dir]), clean, "empty cache");
+        assert_eq!(trim(&["--cache-dir", dir]), clean, "warm cache");
+    }
+}

@@ -109,3 +109,43 @@ fn manifests_primed_on_the_side_are_reused_and_stop_when_asked() {
     assert_eq!(primed(&db, ws), unprimed(&loader, &paths));
     assert_eq!(count(&log.lock().unwrap(), "manifest"), manifests);
 }
+
+/// The entries `trim` makes ahead from the template's and the root
+/// manifest's bytes (before the session exists) are the ones their queries
+/// store; a database that finds only them gets the same template; other
+/// bytes give the template's entry another key, so it is never looked up.
+#[test]
+fn entries_made_ahead_are_what_the_queries_store() {
+    use pipetrim_queries::cache::LeafCache;
+    use pipetrim_queries::cargo::workspace_manifest;
+    use pipetrim_queries::pipeline::{entries_ahead, template, template_path};
+    let (loader, paths) = example_loader();
+    let template_bytes = loader.files.get(&template_path("test")).unwrap().0.clone();
+    assert!(template_bytes.windows(13).any(|w| w == b"$RUST_VERSION"));
+    let root = loader.files.get("Cargo.toml").unwrap().0.clone();
+    let ahead = entries_ahead("test", &template_bytes, Some(&root));
+    assert_eq!(ahead.len(), 2, "the root manifest's and the template's");
+
+    let cache = Arc::new(MemoryCache::default());
+    let (db, ws, _) = logged_example(&loader, &paths, Some(&cache));
+    let parsed = template(&db, ws.options(&db)).clone().unwrap();
+    assert!(workspace_manifest(&db, db.file("Cargo.toml")).is_ok());
+    for (k, v) in &ahead {
+        assert_eq!(cache.get(k).as_ref(), Some(v));
+    }
+
+    let only = Arc::new(MemoryCache::default());
+    for (k, v) in &ahead {
+        only.put(k.clone(), v.clone());
+    }
+    let (db, ws, _) = logged_example(&loader, &paths, Some(&only));
+    assert_eq!(template(&db, ws.options(&db)).clone().unwrap(), parsed);
+    assert_eq!(only.refused(), 0);
+
+    let mut edited = template_bytes.clone();
+    edited.extend_from_slice(b"\n# edited\n");
+    let other = entries_ahead("test", &edited, Some(&root));
+    assert_eq!(other[0], ahead[0], "the same root manifest");
+    assert_ne!(other[1].0, ahead[1].0, "another template text, another key");
+    assert!(entries_ahead("test", &template_bytes, None).is_empty());
+}
