@@ -1054,14 +1054,10 @@ mod tests {
         sha1::Sha1::digest(b).into()
     }
 
-    /// The streamed digest is the digest of what `read_checked` reads, the
-    /// blob id only when asked for, and every file that is not bytes gives
-    /// the content `read_checked` gives, without blocking on a FIFO.
-    #[test]
-    fn the_streamed_digest_is_the_digest_of_the_bytes_read() {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let d = tmp.path();
-        // Larger than the buffer, so it takes several reads.
+    /// Writes into `d` a file larger than a read buffer (`big`, returned),
+    /// an empty one, a symlink to `big`, a dangling symlink, a directory and
+    /// a FIFO: every kind of path a read must answer for.
+    fn odd_files(d: &Path) -> Vec<u8> {
         let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
         std::fs::write(d.join("big"), &big).unwrap();
         std::fs::write(d.join("empty"), b"").unwrap();
@@ -1073,6 +1069,17 @@ mod tests {
             .status()
             .expect("mkfifo runs");
         assert!(fifo.success());
+        big
+    }
+
+    /// The streamed digest is the digest of what `read_checked` reads, the
+    /// blob id only when asked for, and every file that is not bytes gives
+    /// the content `read_checked` gives, without blocking on a FIFO.
+    #[test]
+    fn the_streamed_digest_is_the_digest_of_the_bytes_read() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let d = tmp.path();
+        odd_files(d);
         for name in ["big", "empty", "link"] {
             let full = d.join(name);
             let (content, after) = read_checked(&full);
@@ -1104,17 +1111,7 @@ mod tests {
     fn a_file_read_at_its_expected_length_is_read_as_carefully() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let d = tmp.path();
-        let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
-        std::fs::write(d.join("big"), &big).unwrap();
-        std::fs::write(d.join("empty"), b"").unwrap();
-        std::os::unix::fs::symlink("big", d.join("link")).unwrap();
-        std::os::unix::fs::symlink("nowhere", d.join("dangling")).unwrap();
-        std::fs::create_dir(d.join("dir")).unwrap();
-        let fifo = std::process::Command::new("mkfifo")
-            .arg(d.join("fifo"))
-            .status()
-            .expect("mkfifo runs");
-        assert!(fifo.success());
+        let big = odd_files(d);
         let names = ["big", "empty", "link", "missing", "dangling", "dir", "fifo"];
         for name in names {
             let full = d.join(name);
