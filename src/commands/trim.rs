@@ -243,7 +243,10 @@ fn write_pipeline(pipeline: &Value, a: &TrimArgs) -> Result<i32, Error> {
 /// computed, so the pool of every core starts first and that thread is
 /// its worker ([`crate::pool::every_core_with_this_one_and_first`]): the
 /// priming then runs on a heap the change set warmed, not on a new
-/// thread's fresh memory.
+/// thread's fresh memory. That worker first parses the template and the
+/// root manifest from the work tree ([`parse_ahead`], given a cache
+/// directory to offer the entries through) while this thread lists the
+/// files, then parses manifests until they are ready.
 fn open_with_changes(
     g: &Global,
     a: &TrimArgs,
