@@ -140,7 +140,8 @@ pub fn flush_early() {
     if rayon::current_num_threads() > 1 {
         rayon::spawn(move || task.run());
     } else {
-        // No thread (resource limits): [`flush_all`] writes it.
+        // A pool of this thread alone: a thread of its own (if none can
+        // start, [`flush_all`] writes it).
         let _ = std::thread::Builder::new()
             .name("cache-write".into())
             .spawn(move || task.run());

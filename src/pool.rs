@@ -49,27 +49,22 @@ pub fn every_core_with_this_one() {
 /// channel's closed end tells it). `first` must not panic (a pool's thread
 /// aborts the process on a panic).
 pub fn every_core_with_this_one_and_first(first: impl FnOnce() + Send + 'static) {
-    let first = std::sync::Mutex::new(Some(first));
-    let take = move || first.lock().unwrap_or_else(|e| e.into_inner()).take();
-    let take = std::sync::Arc::new(take);
-    let handler = take.clone();
-    let built = (cores() > 1)
-        .then(|| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(cores())
-                .use_current_thread()
-                .start_handler(move |index| {
-                    // Index 0 is this thread, which does not call it.
-                    if index == 1
-                        && let Some(f) = handler()
-                    {
-                        f();
-                    }
-                })
-                .build_global()
-        })
-        .is_some_and(|r| r.is_ok());
-    if !built && let Some(f) = take() {
+    let first = std::sync::Arc::new(std::sync::Mutex::new(Some(first)));
+    let take = |f: &std::sync::Mutex<Option<_>>| f.lock().unwrap_or_else(|e| e.into_inner()).take();
+    let handed = first.clone();
+    let built = cores() > 1
+        && with_this_thread(cores())
+            .start_handler(move |index| {
+                // Index 0 is this thread, which does not call it.
+                if index == 1
+                    && let Some(f) = take(&handed)
+                {
+                    f();
+                }
+            })
+            .build_global()
+            .is_ok();
+    if !built && let Some(f) = take(&first) {
         let _ = std::thread::Builder::new().spawn(f);
     }
 }
@@ -77,10 +72,14 @@ pub fn every_core_with_this_one_and_first(first: impl FnOnce() + Send + 'static)
 /// The global pool: `threads` threads, this one among them (ignored if
 /// the pool runs already).
 fn global_pool_with_this_thread(threads: usize) {
-    let _ = rayon::ThreadPoolBuilder::new()
+    let _ = with_this_thread(threads).build_global();
+}
+
+/// A pool of `threads` threads, this one among them.
+fn with_this_thread(threads: usize) -> rayon::ThreadPoolBuilder {
+    rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .use_current_thread()
-        .build_global();
 }
 
 fn cores() -> usize {
@@ -135,8 +134,7 @@ mod tests {
             .recv_timeout(std::time::Duration::from_secs(10))
             .expect("the first work never ran");
         assert_ne!(there, here);
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        assert_eq!(all_cores(rayon::current_num_threads), cores);
+        assert_eq!(all_cores(rayon::current_num_threads), super::cores());
     }
 
     /// Heavy work gets every core even from a pool of one thread (what

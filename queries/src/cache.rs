@@ -163,6 +163,23 @@ where
     )
 }
 
+/// A cache entry: its key and its encoded value.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// The entry [`leaf`] stores for a file whose bytes are `bytes` and whose
+/// leaf computed `value`: for a result computed outside the database from
+/// bytes read ahead (`pipeline::entries_ahead`), under the key the leaf
+/// looks up (`kind`, the bytes' blob id) and in the form it restores.
+pub(crate) fn leaf_entry<T, R: Serialize>(
+    kind: Kind,
+    bytes: &[u8],
+    value: &T,
+    store: impl FnOnce(&T) -> Option<R>,
+) -> Option<Entry> {
+    let encoded = encode(&store(value)?)?;
+    Some((key(kind, &crate::db::blob_id(bytes)), encoded))
+}
+
 /// How a leaf reads its file's content on a miss.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Read {

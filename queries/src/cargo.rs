@@ -315,14 +315,32 @@ pub fn workspace_manifest(db: &dyn Db, file: File) -> Result<WorkspaceManifest, 
         crate::cache::Kind::WorkspaceManifest,
         file,
         |content| parse_workspace_manifest(path, content),
-        |r| r.as_ref().ok().cloned(),
+        stored_root,
         Ok,
     )
 }
 
-/// The root `Cargo.toml`'s bytes as [`workspace_manifest`] parses them.
-pub(crate) fn parse_root_manifest(bytes: &[u8]) -> Result<WorkspaceManifest, Diagnostic> {
-    parse_workspace_manifest("Cargo.toml", &FileContent::Bytes(bytes.into()))
+/// What the cache keeps of a root manifest: a successful parse.
+fn stored_root(r: &Result<WorkspaceManifest, Diagnostic>) -> Option<WorkspaceManifest> {
+    r.as_ref().ok().cloned()
+}
+
+/// The root `Cargo.toml`'s bytes as [`workspace_manifest`] parses them, and
+/// the cache entry its leaf would store for them (none for a failure).
+pub(crate) fn root_manifest_ahead(
+    bytes: &[u8],
+) -> (
+    Result<WorkspaceManifest, Diagnostic>,
+    Option<crate::cache::Entry>,
+) {
+    let parsed = parse_workspace_manifest("Cargo.toml", &FileContent::Bytes(bytes.into()));
+    let entry = crate::cache::leaf_entry(
+        crate::cache::Kind::WorkspaceManifest,
+        bytes,
+        &parsed,
+        stored_root,
+    );
+    (parsed, entry)
 }
 
 fn parse_workspace_manifest(

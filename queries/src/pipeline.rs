@@ -148,19 +148,11 @@ pub fn entries_ahead(
     pipeline: &str,
     template_bytes: &[u8],
     root_manifest: Option<&[u8]>,
-) -> Vec<(Vec<u8>, Vec<u8>)> {
+) -> Vec<crate::cache::Entry> {
     let mut out = Vec::new();
     let root = root_manifest.map(|bytes| {
-        let manifest = crate::cargo::parse_root_manifest(bytes);
-        if let Ok(m) = &manifest
-            && let Some(v) = encode(m)
-        {
-            let blob = crate::db::blob_id(bytes);
-            out.push((
-                crate::cache::key(crate::cache::Kind::WorkspaceManifest, &blob),
-                v,
-            ));
-        }
+        let (manifest, entry) = crate::cargo::root_manifest_ahead(bytes);
+        out.extend(entry);
         manifest
     });
     let path = template_path(pipeline);

@@ -256,13 +256,9 @@ pub(crate) fn read_checked(full: &Path) -> (FileContent, Option<std::fs::Metadat
 /// path is so read (without waiting) before it is recognised, where the
 /// careful path only opens one; git tracks neither.
 pub(crate) fn read_expecting(full: &Path, len: u64) -> (FileContent, Option<std::fs::Metadata>) {
-    use std::os::unix::fs::OpenOptionsExt;
     if len <= MAX_PARSE_BYTES
         && let Ok(expected) = usize::try_from(len)
-        && let Ok(file) = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(full)
+        && let Ok(file) = open_direct(full)
         && let Ok((bytes, Some(after))) = read_sized(&file, expected)
         && after.is_file()
     {
@@ -422,6 +418,16 @@ impl Opened {
     }
 }
 
+/// `full` opened for reading with one path lookup: not through a symlink
+/// at its end (that fails), and without waiting for a FIFO's writer.
+fn open_direct(full: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(full)
+}
+
 /// `full` opened for reading (symlinks followed), with its metadata, if it
 /// is a regular file within the size bound; else the content that says why
 /// not.
@@ -435,11 +441,7 @@ impl Opened {
 /// path never opened one; git tracks neither, so only a hand-made node in
 /// the work tree meets this.
 fn open_checked(full: &Path) -> Result<Opened, FileContent> {
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Ok(file) = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(full)
+    if let Ok(file) = open_direct(full)
         && let Ok(before) = file.metadata()
         && before.is_file()
         && before.len() <= MAX_PARSE_BYTES
